@@ -1,0 +1,3 @@
+# Type stub for the compiled codec (built from ext/_speedups.pyx); mirrors mxgateway._pycodec.
+
+def decode_varint(data: bytes | bytearray | memoryview, offset: int = 0) -> tuple[int, int]: ...

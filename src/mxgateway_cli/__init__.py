@@ -1,0 +1,1 @@
+"""mxgw-py: the mxgateway command line (thin commands over the library)."""
