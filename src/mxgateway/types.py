@@ -1,0 +1,387 @@
+"""What a consumer of mxgateway sees: enums and frozen msgspec structs.
+
+The codec (compiled ``mxgateway._speedups`` or its twin ``mxgateway._pycodec``) decodes wire
+bytes straight into these structs. They are frozen, and ``gc=False`` because none of them can
+take part in a reference cycle (their fields hold only immutable values, tuples of structs, and
+lists of plain values), which keeps the garbage collector away from a stream of millions.
+
+Timestamps are integer nanoseconds since the Unix epoch (``None`` when the field is absent);
+the ``*_timestamp`` properties turn them into aware UTC datetimes on demand, so the hot path
+never builds a datetime.
+
+Enum fields hold the IntEnum member for every value the contract names. proto3 enums are open:
+a value this version does not know arrives as a plain ``int`` rather than failing the decode.
+The enums are written out here for readers and type checkers; a test checks them against the
+generated descriptors.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+import msgspec
+
+__all__ = [
+    "AlarmConditionState",
+    "AlarmProviderMode",
+    "AlarmTransition",
+    "AlarmTransitionKind",
+    "BufferedSample",
+    "EventBody",
+    "MxCommandKind",
+    "MxDataType",
+    "MxEvent",
+    "MxEventFamily",
+    "MxSparseArray",
+    "MxStatus",
+    "MxStatusCategory",
+    "MxStatusSource",
+    "MxValue",
+    "ProtocolStatusCode",
+    "ReplayGap",
+    "SessionState",
+    "ns_to_datetime",
+]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def ns_to_datetime(ns: int | None) -> datetime | None:
+    """Integer nanoseconds since the Unix epoch to an aware UTC datetime (microseconds kept)."""
+    if ns is None:
+        return None
+    return _EPOCH + timedelta(microseconds=ns // 1000)
+
+
+class ProtocolStatusCode(enum.IntEnum):
+    """Outcome of a gateway call at the protocol level (ProtocolStatus.code)."""
+
+    UNSPECIFIED = 0
+    OK = 1
+    INVALID_REQUEST = 2
+    SESSION_NOT_FOUND = 3
+    SESSION_NOT_READY = 4
+    WORKER_UNAVAILABLE = 5
+    TIMEOUT = 6
+    CANCELED = 7
+    PROTOCOL_VIOLATION = 8
+    MXACCESS_FAILURE = 9
+
+
+class SessionState(enum.IntEnum):
+    """Life cycle of a gateway session."""
+
+    UNSPECIFIED = 0
+    STARTING = 1
+    READY = 2
+    CLOSING = 3
+    CLOSED = 4
+    FAULTED = 5
+
+
+class MxDataType(enum.IntEnum):
+    """MXAccess data type (native MXAccess number + 1; the native one is ``raw_data_type``)."""
+
+    UNSPECIFIED = 0
+    NO_DATA = 1
+    BOOLEAN = 2
+    INTEGER = 3
+    FLOAT = 4
+    DOUBLE = 5
+    STRING = 6
+    TIME = 7
+    ELAPSED_TIME = 8
+    REFERENCE = 9
+    STATUS = 10
+    DATA_TYPE_ENUM = 11
+    SECURITY_CLASSIFICATION_ENUM = 12
+    DATA_QUALITY = 13
+    QUALIFIED_ENUM = 14
+    QUALIFIED_STRUCT = 15
+    INTERNATIONALIZED_STRING = 16
+    BIG_STRING = 17
+    UNKNOWN = 18
+
+
+class MxStatusCategory(enum.IntEnum):
+    """Category of an MXAccess status (native number in ``raw_category``)."""
+
+    UNSPECIFIED = 0
+    OK = 1
+    PENDING = 2
+    WARNING = 3
+    COMMUNICATION_ERROR = 4
+    CONFIGURATION_ERROR = 5
+    OPERATIONAL_ERROR = 6
+    SECURITY_ERROR = 7
+    SOFTWARE_ERROR = 8
+    OTHER_ERROR = 9
+    UNKNOWN = 10
+
+
+class MxStatusSource(enum.IntEnum):
+    """Who detected an MXAccess status (native number in ``raw_detected_by``)."""
+
+    UNSPECIFIED = 0
+    REQUESTING_LMX = 1
+    RESPONDING_LMX = 2
+    REQUESTING_NMX = 3
+    RESPONDING_NMX = 4
+    REQUESTING_AUTOMATION_OBJECT = 5
+    RESPONDING_AUTOMATION_OBJECT = 6
+    UNKNOWN = 7
+
+
+class MxEventFamily(enum.IntEnum):
+    """Which MXAccess callback an event comes from."""
+
+    UNSPECIFIED = 0
+    ON_DATA_CHANGE = 1
+    ON_WRITE_COMPLETE = 2
+    OPERATION_COMPLETE = 3
+    ON_BUFFERED_DATA_CHANGE = 4
+    ON_ALARM_TRANSITION = 5
+
+
+class MxCommandKind(enum.IntEnum):
+    """Every MXAccess command the gateway's Invoke carries."""
+
+    UNSPECIFIED = 0
+    REGISTER = 1
+    UNREGISTER = 2
+    ADD_ITEM = 3
+    ADD_ITEM2 = 4
+    REMOVE_ITEM = 5
+    ADVISE = 6
+    ADVISE_SUPERVISORY = 7
+    UN_ADVISE = 8
+    WRITE = 9
+    WRITE2 = 10
+    WRITE_SECURED = 11
+    WRITE_SECURED2 = 12
+    AUTHENTICATE_USER = 13
+    ARCHESTRA_USER_TO_ID = 14
+    ADD_BUFFERED_ITEM = 15
+    SET_BUFFERED_UPDATE_INTERVAL = 16
+    SUSPEND = 17
+    ACTIVATE = 18
+    DRAIN_EVENTS = 19
+    ADD_ITEM_BULK = 30
+    ADVISE_ITEM_BULK = 31
+    REMOVE_ITEM_BULK = 32
+    UN_ADVISE_ITEM_BULK = 33
+    SUBSCRIBE_BULK = 34
+    UNSUBSCRIBE_BULK = 35
+    WRITE_BULK = 36
+    WRITE2_BULK = 37
+    WRITE_SECURED_BULK = 38
+    WRITE_SECURED2_BULK = 39
+    READ_BULK = 40
+
+
+class AlarmTransitionKind(enum.IntEnum):
+    """What happened to an alarm."""
+
+    UNSPECIFIED = 0
+    RAISE = 1
+    ACKNOWLEDGE = 2
+    CLEAR = 3
+    RETRIGGER = 4
+
+
+class AlarmConditionState(enum.IntEnum):
+    """State of an alarm condition (ACTIVE means active and unacknowledged)."""
+
+    UNSPECIFIED = 0
+    ACTIVE = 1
+    ACTIVE_ACKED = 2
+    INACTIVE_UNACKED = 3
+
+
+class AlarmProviderMode(enum.IntEnum):
+    """How the gateway sources alarms."""
+
+    UNSPECIFIED = 0
+    ALARMMGR = 1
+    SUBTAG = 2
+
+
+EventBody = Literal[
+    "",
+    "on_data_change",
+    "on_write_complete",
+    "operation_complete",
+    "on_buffered_data_change",
+    "on_alarm_transition",
+]
+"""Which arm of MxEvent's ``body`` oneof was set (``""``: none)."""
+
+
+class MxStatus(msgspec.Struct, frozen=True, gc=False):
+    """One MXAccess status (MxStatusProxy). A reply or event may carry several."""
+
+    success: int
+    """1 ok, 0 failure (as COM)."""
+    category: MxStatusCategory
+    detected_by: MxStatusSource
+    detail: int
+    raw_category: int
+    raw_detected_by: int
+    diagnostic_text: str
+
+    @property
+    def ok(self) -> bool:
+        """True when MXAccess reported success."""
+        return self.success != 0
+
+
+class MxSparseArray(msgspec.Struct, frozen=True, gc=False):
+    """A write-only sparse array: the gateway expands it, unlisted indices get the default."""
+
+    element_data_type: MxDataType
+    total_length: int
+    elements: tuple[tuple[int, Any], ...]
+    """(index, native scalar value) pairs in wire order."""
+
+
+class MxValue(msgspec.Struct, frozen=True, gc=False):
+    """An MXAccess value: the native Python value plus its type and the raw extras.
+
+    ``value`` is the set arm of the wire oneof as a Python value: bool, int, float, str,
+    datetime (TIME), timedelta (ELAPSED_TIME), list (nested row-major by ``dimensions`` for
+    arrays of rank 2+), MxSparseArray, or the ``raw_value`` bytes when no arm is set and
+    raw_value is not empty (VT_RECORD pass-through); otherwise None.
+    """
+
+    value: Any
+    data_type: MxDataType
+    variant_type: str
+    is_null: bool
+    raw_diagnostic: str
+    raw_data_type: int
+    raw_value: bytes
+
+
+class ReplayGap(msgspec.Struct, frozen=True, gc=False):
+    """The resume asked for events older than the gateway's replay ring: these were lost."""
+
+    requested_after_sequence: int
+    oldest_available_sequence: int
+
+
+class BufferedSample(msgspec.Struct, frozen=True, gc=False):
+    """One sample of an ON_BUFFERED_DATA_CHANGE event."""
+
+    value: MxValue | None
+    quality: int
+    source_timestamp_ns: int | None
+
+    @property
+    def source_timestamp(self) -> datetime | None:
+        """``source_timestamp_ns`` as an aware UTC datetime."""
+        return ns_to_datetime(self.source_timestamp_ns)
+
+
+class AlarmTransition(msgspec.Struct, frozen=True, gc=False):
+    """An alarm transition (OnAlarmTransitionEvent), in an event or the central alarm feed."""
+
+    alarm_full_reference: str
+    source_object_reference: str
+    alarm_type_name: str
+    transition_kind: AlarmTransitionKind
+    severity: int
+    original_raise_timestamp_ns: int | None
+    transition_timestamp_ns: int | None
+    operator_user: str
+    operator_comment: str
+    category: str
+    description: str
+    current_value: MxValue | None
+    limit_value: MxValue | None
+    degraded: bool
+    current_state: AlarmConditionState
+
+    @property
+    def original_raise_timestamp(self) -> datetime | None:
+        """``original_raise_timestamp_ns`` as an aware UTC datetime."""
+        return ns_to_datetime(self.original_raise_timestamp_ns)
+
+    @property
+    def transition_timestamp(self) -> datetime | None:
+        """``transition_timestamp_ns`` as an aware UTC datetime."""
+        return ns_to_datetime(self.transition_timestamp_ns)
+
+
+class MxEvent(msgspec.Struct, frozen=True, gc=False):
+    """One MXAccess event, decoded from the wire without protobuf objects.
+
+    The value fields (``value`` to ``raw_value``) are the event's MxValue flattened onto the
+    event, so reading ``event.value`` costs no extra object; ``value`` is None and
+    ``data_type`` UNSPECIFIED when the event carries no value. ``hresult`` is None when
+    absent. ``body`` names the oneof arm that was set; ``samples`` and ``buffered_data_type``
+    come from an ON_BUFFERED_DATA_CHANGE body and ``alarm_transition`` from an
+    ON_ALARM_TRANSITION body.
+    """
+
+    session_id: str
+    family: MxEventFamily
+    worker_sequence: int
+    server_handle: int
+    item_handle: int
+    value: Any
+    data_type: MxDataType
+    variant_type: str
+    is_null: bool
+    raw_diagnostic: str
+    raw_data_type: int
+    raw_value: bytes
+    has_value: bool
+    quality: int
+    source_timestamp_ns: int | None
+    statuses: tuple[MxStatus, ...]
+    worker_timestamp_ns: int | None
+    gateway_receive_timestamp_ns: int | None
+    hresult: int | None
+    raw_status: str
+    replay_gap: ReplayGap | None
+    body: EventBody
+    buffered_data_type: MxDataType
+    samples: tuple[BufferedSample, ...]
+    alarm_transition: AlarmTransition | None
+
+    @property
+    def source_timestamp(self) -> datetime | None:
+        """``source_timestamp_ns`` as an aware UTC datetime."""
+        return ns_to_datetime(self.source_timestamp_ns)
+
+    @property
+    def worker_timestamp(self) -> datetime | None:
+        """``worker_timestamp_ns`` as an aware UTC datetime."""
+        return ns_to_datetime(self.worker_timestamp_ns)
+
+    @property
+    def gateway_receive_timestamp(self) -> datetime | None:
+        """``gateway_receive_timestamp_ns`` as an aware UTC datetime."""
+        return ns_to_datetime(self.gateway_receive_timestamp_ns)
+
+    @property
+    def is_good(self) -> bool:
+        """True for OPC DA good quality (192..255)."""
+        return (self.quality & 0xC0) == 0xC0
+
+    @property
+    def mx_value(self) -> MxValue | None:
+        """The event's value fields as one MxValue (None when the event has no value)."""
+        if not self.has_value:
+            return None
+        return MxValue(
+            self.value,
+            self.data_type,
+            self.variant_type,
+            self.is_null,
+            self.raw_diagnostic,
+            self.raw_data_type,
+            self.raw_value,
+        )
