@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from glob import glob
 
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
@@ -71,6 +72,9 @@ def _ext_modules() -> list[Extension]:
     extension = Extension(
         "mxgateway._speedups",
         sources=["ext/_speedups.pyx"],
+        # cythonize swaps the sources for the generated C file: listing the Cython sources
+        # (the .pyx and the .pxi files it includes) here is what makes an sdist ship them.
+        depends=sorted(glob("ext/*.pyx") + glob("ext/*.pxi")),
         extra_compile_args=EXTRA_COMPILE_ARGS,
     )
     return cythonize(

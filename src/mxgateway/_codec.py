@@ -2,16 +2,44 @@
 
 ``MXGATEWAY_NO_EXTENSIONS=1`` at run time forces the pure-Python twin (as aiokafka, yarl and
 multidict do); an ImportError of the compiled module (no compiler at install time) falls back
-to it silently. ``codec_implementation()`` tells which one is active.
+to it silently. A compiled module left over from an older build that lacks one of the codec's
+functions is not used either (with a RuntimeWarning): the twin is complete by definition.
+``codec_implementation()`` tells which one is active.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from types import ModuleType
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-__all__ = ["codec_implementation", "impl"]
+__all__ = [
+    "codec_implementation",
+    "configure",
+    "decode_event",
+    "decode_event_batch",
+    "decode_varint",
+    "encode_event",
+    "encode_event_batch",
+    "encode_flood_batch",
+    "from_mx_value",
+    "impl",
+    "to_mx_value",
+]
+
+# Every function both implementations provide (docs/codec.md, "Functions").
+_FUNCTIONS = (
+    "configure",
+    "decode_event",
+    "decode_event_batch",
+    "decode_varint",
+    "encode_event",
+    "encode_event_batch",
+    "encode_flood_batch",
+    "from_mx_value",
+    "to_mx_value",
+)
 
 
 def _select() -> tuple[ModuleType, Literal["cython", "python"]]:
@@ -21,13 +49,45 @@ def _select() -> tuple[ModuleType, Literal["cython", "python"]]:
         except ImportError:
             pass
         else:
-            return _speedups, "cython"
+            missing = [name for name in _FUNCTIONS if not hasattr(_speedups, name)]
+            if not missing:
+                return _speedups, "cython"
+            warnings.warn(
+                f"mxgateway._speedups is out of date (missing {', '.join(missing)}); "
+                "using the pure-Python codec. Rebuild with `pip install -e .`.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
     from mxgateway import _pycodec
 
     return _pycodec, "python"
 
 
 impl, _IMPLEMENTATION = _select()
+
+if TYPE_CHECKING:
+    # Both implementations have exactly the twin's signatures (_speedups.pyi mirrors them).
+    from mxgateway._pycodec import (
+        configure,
+        decode_event,
+        decode_event_batch,
+        decode_varint,
+        encode_event,
+        encode_event_batch,
+        encode_flood_batch,
+        from_mx_value,
+        to_mx_value,
+    )
+else:
+    configure = impl.configure
+    decode_event = impl.decode_event
+    decode_event_batch = impl.decode_event_batch
+    decode_varint = impl.decode_varint
+    encode_event = impl.encode_event
+    encode_event_batch = impl.encode_event_batch
+    encode_flood_batch = impl.encode_flood_batch
+    from_mx_value = impl.from_mx_value
+    to_mx_value = impl.to_mx_value
 
 
 def codec_implementation() -> Literal["cython", "python"]:

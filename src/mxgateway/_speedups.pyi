@@ -1,3 +1,41 @@
-# Type stub for the compiled codec (built from ext/_speedups.pyx); mirrors mxgateway._pycodec.
+# Type stub for the compiled codec (built from ext/_speedups.pyx); mirrors mxgateway._pycodec:
+# the same functions with the same signatures (docs/codec.md).
 
-def decode_varint(data: bytes | bytearray | memoryview, offset: int = 0) -> tuple[int, int]: ...
+from collections.abc import Sequence
+from typing import Any, TypeAlias
+
+from google.protobuf.descriptor import FileDescriptor
+from google.protobuf.message import Message
+
+from mxgateway.types import MxDataType, MxEvent, MxValue
+
+__all__ = [
+    "configure",
+    "decode_event",
+    "decode_event_batch",
+    "decode_varint",
+    "encode_event",
+    "encode_event_batch",
+    "encode_flood_batch",
+    "from_mx_value",
+    "to_mx_value",
+]
+
+Buffer: TypeAlias = bytes | bytearray | memoryview
+
+def configure(file_descriptor: FileDescriptor | None = None) -> None: ...
+def decode_varint(data: Buffer, offset: int = 0) -> tuple[int, int]: ...
+def decode_event(data: Buffer) -> MxEvent: ...
+def decode_event_batch(data: Buffer) -> list[MxEvent]: ...
+def from_mx_value(data: Buffer | Message) -> MxValue: ...
+def to_mx_value(value: Any, data_type: MxDataType | int | None = None) -> bytes: ...
+def encode_event(event: MxEvent) -> bytes: ...
+def encode_event_batch(events: Sequence[MxEvent]) -> bytes: ...
+def encode_flood_batch(
+    session_id: str,
+    server_handle: int,
+    item_handles: Sequence[int],
+    first_sequence: int,
+    count: int,
+    timestamp_ns: int,
+) -> bytes: ...

@@ -1,0 +1,112 @@
+"""Codec benchmarks: a 1000-event MxEventBatch decoded into structs three ways, and flood.
+
+- ``decode-batch``: the compiled codec, its pure-Python twin, and protobuf's own parser plus
+  reading every field into the same structs (``mxgateway._pbconvert.event_from_pb``, what a
+  consumer of the plain generated stubs writes) - the ratios are the performance targets of
+  design/architecture.md.
+- ``decode-event``: one event per call (the StreamEvents path).
+- ``encode-flood``: the simulator's flood batches.
+
+The data is generated deterministically (bench/_data.py). ``extra_info`` records events/s
+(from the median and the best round). With ``--benchmark-disable`` every benchmark runs once,
+as a quick check that it works (CI).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from bench._data import SESSION_ID, realistic_batch, single_event
+from mxgateway import _pycodec
+from mxgateway._pbconvert import event_from_pb
+from mxgateway.generated import mxaccess_gateway_pb2 as pb
+from mxgateway.types import MxEvent
+
+try:
+    from mxgateway import _speedups
+except ImportError:  # pragma: no cover - only without a compiler
+    _speedups = None  # type: ignore[assignment]
+
+BATCH_EVENTS = 1000
+FLOOD_HANDLES = tuple(range(1, 401))
+FLOOD_TIMESTAMP_NS = 1_767_225_600_123_456_789
+
+IMPLEMENTATIONS: list[tuple[ModuleType, str]] = [(_pycodec, "python")]
+if _speedups is not None:
+    IMPLEMENTATIONS.insert(0, (_speedups, "cython"))
+CODECS = [pytest.param(module, id=name) for module, name in IMPLEMENTATIONS]
+
+
+def _protobuf_decode_batch(data: bytes) -> list[MxEvent]:
+    """The baseline: protobuf parses, then every field is read into the structs."""
+    return [event_from_pb(event) for event in pb.MxEventBatch.FromString(data).events]
+
+
+def _record(benchmark: Any, events: int) -> None:
+    stats = getattr(benchmark, "stats", None)
+    if stats is None:  # --benchmark-disable: nothing was timed
+        return
+    benchmark.extra_info["events"] = events
+    benchmark.extra_info["events_per_s_median"] = round(events / stats.stats.median)
+    benchmark.extra_info["events_per_s_best"] = round(events / stats.stats.min)
+
+
+@pytest.fixture(scope="module")
+def batch() -> bytes:
+    return realistic_batch(BATCH_EVENTS)
+
+
+@pytest.fixture(scope="module")
+def expected(batch: bytes) -> list[MxEvent]:
+    return _protobuf_decode_batch(batch)
+
+
+DECODERS = [
+    *(pytest.param(module.decode_event_batch, id=name) for module, name in IMPLEMENTATIONS),
+    pytest.param(_protobuf_decode_batch, id="protobuf"),
+]
+
+
+@pytest.mark.benchmark(group="decode-batch")
+@pytest.mark.parametrize("decode", DECODERS)
+def test_decode_batch(
+    benchmark: Any,
+    decode: Callable[[bytes], list[MxEvent]],
+    batch: bytes,
+    expected: list[MxEvent],
+) -> None:
+    events = benchmark(decode, batch)
+    _record(benchmark, BATCH_EVENTS)
+    assert events == expected
+
+
+@pytest.mark.benchmark(group="decode-event")
+@pytest.mark.parametrize("codec", CODECS)
+def test_decode_event(benchmark: Any, codec: ModuleType) -> None:
+    data = single_event()
+    event = benchmark(codec.decode_event, data)
+    _record(benchmark, 1)
+    assert event == event_from_pb(pb.MxEvent.FromString(data))
+
+
+@pytest.mark.benchmark(group="encode-flood")
+@pytest.mark.parametrize("codec", CODECS)
+def test_encode_flood_batch(benchmark: Any, codec: ModuleType) -> None:
+    data = benchmark(
+        codec.encode_flood_batch,
+        SESSION_ID,
+        1,
+        FLOOD_HANDLES,
+        1_000_000,
+        BATCH_EVENTS,
+        FLOOD_TIMESTAMP_NS,
+    )
+    _record(benchmark, BATCH_EVENTS)
+    assert data == _pycodec.encode_flood_batch(
+        SESSION_ID, 1, FLOOD_HANDLES, 1_000_000, BATCH_EVENTS, FLOOD_TIMESTAMP_NS
+    )
+    assert len(pb.MxEventBatch.FromString(data).events) == BATCH_EVENTS

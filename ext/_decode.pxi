@@ -1,0 +1,980 @@
+# The decoder: wire bytes -> the structs of mxgateway.types.
+#
+# Every message is parsed *into* a C state ("merge into"), so a singular message field seen
+# twice, or a oneof message arm repeated, merges exactly as protobuf does by continuing to
+# parse into the same state. Strings are validated when read and kept as spans of the input;
+# Python objects are made once, when the struct is built. Arrays and sparse arrays (rare) are
+# accumulated in small Python objects kept alive by the context's store.
+
+cdef struct TsState:
+    int64_t sec
+    int32_t nanos
+
+cdef struct ValState:
+    bint present
+    int32_t data_type
+    bint is_null
+    int32_t raw_data_type
+    int kind                  # slot of the set ``kind`` arm, 0 for none
+    Span variant_type
+    Span raw_diagnostic
+    Span raw_value
+    uint64_t u                # bool / int32 / int64 arms (raw varint)
+    double d                  # float / double arms
+    Span s                    # string arm
+    TsState ts                # timestamp / elapsed arms
+    PyObject* acc             # array / sparse arms: borrowed, owned by Ctx.store
+
+cdef struct AlarmState:
+    Span full_ref
+    Span source_ref
+    Span type_name
+    int32_t transition_kind
+    int32_t severity
+    bint has_raise
+    bint has_transition
+    TsState raise_ts
+    TsState transition_ts
+    Span operator_user
+    Span operator_comment
+    Span category
+    Span description
+    ValState current
+    ValState limit
+    bint degraded
+    int32_t current_state
+
+
+cdef class _ArrayAcc:
+    # The lists of one MxArray being decoded (several occurrences merge into it).
+    cdef int32_t element_data_type
+    cdef list dims, bools, int32s, int64s, floats, doubles, strings, timestamps, elapsed
+
+    def __cinit__(self):
+        self.element_data_type = 0
+        self.dims = []
+        self.bools = []
+        self.int32s = []
+        self.int64s = []
+        self.floats = []
+        self.doubles = []
+        self.strings = []
+        self.timestamps = []
+        self.elapsed = []
+
+
+cdef class _SparseAcc:
+    cdef int32_t element_data_type
+    cdef uint32_t total_length
+    cdef list elements
+
+    def __cinit__(self):
+        self.element_data_type = 0
+        self.total_length = 0
+        self.elements = []
+
+
+cdef class _PendingValue:
+    # A parsed MxValue whose Python value is built only if it survives (a later oneof arm
+    # may still discard it, and with it any range error its conversion would raise).
+    cdef ValState v
+
+
+cdef class _PendingSample:
+    cdef ValState v
+    cdef int32_t quality
+    cdef bint has_ts
+    cdef TsState ts
+
+
+cdef PyObject* keep(Ctx* c, object obj) except NULL:
+    # Park ``obj`` in the context's store; the state holds a borrowed pointer to it.
+    cdef list store
+    if c.store == NULL:
+        store = []
+        Py_INCREF(store)
+        c.store = <PyObject*>store
+    (<list>c.store).append(obj)
+    return <PyObject*>obj
+
+
+# ---- small caches: identical values reuse one immutable object --------------------------
+
+cdef str _sid_cache = ""             # last session_id, its UTF-8 kept as pointer + length
+cdef const char* _sid_utf8 = ""
+cdef Py_ssize_t _sid_len = 0
+cdef list _str_cache = [None] * 64    # short strings (variant types, statuses, ...)
+cdef const char* _str_utf8[64]
+cdef Py_ssize_t _str_len[64]
+cdef int64_t _ts_cache_ns = 0
+cdef object _ts_cache_obj = 0
+
+
+cdef inline str mkstr(Span s):
+    if s.n == 0:
+        return ""
+    return PyUnicode_DecodeUTF8(<const char*>s.p, s.n, NULL)
+
+
+cdef inline bint same_bytes(const char* a, const uint8_t* b, Py_ssize_t n) noexcept nogil:
+    # Short strings (session ids, variant types): an inline compare, 8 bytes at a time and
+    # never past n. (libc's memcmp uses masked vector loads that were a measured hot spot.)
+    cdef uint64_t x, y
+    cdef Py_ssize_t i = 0
+    while i + 8 <= n:
+        memcpy(&x, a + i, 8)
+        memcpy(&y, b + i, 8)
+        if x != y:
+            return False
+        i += 8
+    while i < n:
+        if <uint8_t>a[i] != b[i]:
+            return False
+        i += 1
+    return True
+
+
+cdef inline bint same_utf8(str cached, Span s):
+    cdef Py_ssize_t n
+    cdef const char* u = PyUnicode_AsUTF8AndSize(cached, &n)
+    return n == s.n and same_bytes(u, s.p, n)
+
+
+cdef inline str session_str(Span s):
+    # Consecutive events of a session share one str object.
+    global _sid_cache, _sid_utf8, _sid_len
+    if s.n == 0:
+        return ""
+    if s.n == _sid_len and same_bytes(_sid_utf8, s.p, s.n):
+        return _sid_cache
+    _sid_cache = mkstr(s)
+    _sid_utf8 = PyUnicode_AsUTF8AndSize(_sid_cache, &_sid_len)
+    return _sid_cache
+
+
+cdef inline str cached_str(Span s):
+    # Direct-mapped cache for short strings that repeat across events (VT_R8, VT_I4, ...);
+    # the cached str objects live in _str_cache, so their UTF-8 pointers stay valid.
+    cdef Py_ssize_t h
+    cdef str made
+    if s.n == 0:
+        return ""
+    if s.n > 32:
+        return mkstr(s)
+    h = (s.n * 31 + s.p[s.n - 1] * 7 + s.p[s.n >> 1]) & 63
+    if _str_len[h] == s.n and same_bytes(_str_utf8[h], s.p, s.n):
+        return <str>_str_cache[h]
+    made = mkstr(s)
+    _str_utf8[h] = PyUnicode_AsUTF8AndSize(made, &_str_len[h])
+    _str_cache[h] = made
+    return made
+
+
+cdef inline bytes mkbytes(Span s):
+    if s.n == 0:
+        return b""
+    return PyBytes_FromStringAndSize(<const char*>s.p, s.n)
+
+
+cdef object ts_ns_slow(TsState* t):
+    return <object>t.sec * 1_000_000_000 + t.nanos
+
+
+cdef inline object ts_ns(TsState* t):
+    # Integer nanoseconds, in C when |seconds| keeps it far inside int64.
+    global _ts_cache_ns, _ts_cache_obj
+    cdef int64_t ns
+    if t.sec >= MXG_TS_SAFE_SECONDS or t.sec <= -MXG_TS_SAFE_SECONDS:
+        return ts_ns_slow(t)
+    ns = t.sec * 1_000_000_000 + t.nanos
+    if ns != _ts_cache_ns:
+        _ts_cache_ns = ns
+        _ts_cache_obj = PyLong_FromLongLong(ns)
+    return _ts_cache_obj
+
+
+cdef inline object enum_of(tuple members, int32_t v):
+    if 0 <= v < len(members):
+        return members[v]
+    return v
+
+
+# ---- parsers -------------------------------------------------------------------------
+
+cdef int parse_ts(Ctx* c, int msg, const uint8_t* p, const uint8_t* end,
+                  TsState* ts) except -1:
+    cdef const MsgTable* t = &TABLES[msg]
+    cdef uint64_t tag, x
+    cdef const uint8_t* start
+    cdef int slot
+    enter(c, msg, p)
+    while p < end:
+        start = p
+        p = rtag(c, msg, p, end, &tag)
+        slot = slot_of(t, tag >> 3)
+        if slot != 0 and (tag & 7) == WT_VARINT:
+            p = rv(c, msg, p, end, &x)
+            if slot == TS_SECONDS:
+                ts.sec = <int64_t>x
+            else:
+                ts.nanos = <int32_t>x
+        else:
+            p = skip(c, msg, start, p, end, tag)
+    c.depth -= 1
+    return 0
+
+
+cdef int parse_array(Ctx* c, const uint8_t* p, const uint8_t* end, _ArrayAcc a) except -1:
+    cdef const MsgTable* t = &TABLES[M_ARRAY]
+    cdef uint64_t tag, x
+    cdef uint32_t x32
+    cdef float f
+    cdef double d
+    cdef const uint8_t* start
+    cdef const uint8_t* pend
+    cdef Py_ssize_t n
+    cdef int slot, wt, ewt
+    cdef TsState ts
+    enter(c, M_ARRAY, p)
+    while p < end:
+        start = p
+        p = rtag(c, M_ARRAY, p, end, &tag)
+        slot = slot_of(t, tag >> 3)
+        wt = tag & 7
+        if slot == 0:
+            p = skip(c, M_ARRAY, start, p, end, tag)
+            continue
+        ewt = t.wt[slot]
+        if A_DIMENSIONS <= slot <= A_DOUBLE and wt == WT_LEN:
+            # Packed: the elements, back to back, inside the length-delimited payload.
+            p = rlen(c, M_ARRAY, p, end, &n)
+            pend = p + n
+            if (ewt == WT_I32 and n % 4) or (ewt == WT_I64 and n % 8):
+                fail(c, M_ARRAY, p, f"packed {32 if ewt == WT_I32 else 64}-bit run of {n} bytes")
+            while p < pend:
+                if ewt == WT_VARINT:
+                    p = rv(c, M_ARRAY, p, pend, &x)
+                    append_varint(a, slot, x)
+                elif ewt == WT_I32:
+                    p = rfix32(c, M_ARRAY, p, pend, &x32)
+                    memcpy(&f, &x32, 4)
+                    a.floats.append(<double>f)
+                else:
+                    p = rfix64(c, M_ARRAY, p, pend, &x)
+                    memcpy(&d, &x, 8)
+                    a.doubles.append(d)
+            continue
+        if wt != ewt:
+            p = skip(c, M_ARRAY, start, p, end, tag)
+            continue
+        if slot == A_ELEMENT_DATA_TYPE:
+            p = rv(c, M_ARRAY, p, end, &x)
+            a.element_data_type = <int32_t>x
+        elif ewt == WT_VARINT:
+            p = rv(c, M_ARRAY, p, end, &x)
+            append_varint(a, slot, x)
+        elif slot == A_FLOAT:
+            p = rfix32(c, M_ARRAY, p, end, &x32)
+            memcpy(&f, &x32, 4)
+            a.floats.append(<double>f)
+        elif slot == A_DOUBLE:
+            p = rfix64(c, M_ARRAY, p, end, &x)
+            memcpy(&d, &x, 8)
+            a.doubles.append(d)
+        elif slot == A_STRING:
+            p = rlen(c, M_ARRAY, p, end, &n)
+            if not utf8_valid(p, n):
+                fail(c, M_ARRAY, p, "invalid UTF-8 in a string field")
+            a.strings.append(PyUnicode_DecodeUTF8(<const char*>p, n, NULL))
+            p += n
+        else:  # A_TIMESTAMP, A_ELAPSED: one message per element
+            p = rlen(c, M_ARRAY, p, end, &n)
+            ts.sec = 0
+            ts.nanos = 0
+            parse_ts(c, M_TS if slot == A_TIMESTAMP else M_DUR, p, p + n, &ts)
+            (a.timestamps if slot == A_TIMESTAMP else a.elapsed).append((ts.sec, ts.nanos))
+            p += n
+    c.depth -= 1
+    return 0
+
+
+cdef inline int append_varint(_ArrayAcc a, int slot, uint64_t x) except -1:
+    if slot == A_DIMENSIONS:
+        a.dims.append(<uint32_t>x)
+    elif slot == A_BOOL:
+        a.bools.append(x != 0)
+    elif slot == A_INT32:
+        a.int32s.append(<int32_t>x)
+    else:
+        a.int64s.append(<int64_t>x)
+    return 0
+
+
+cdef int parse_sparse(Ctx* c, const uint8_t* p, const uint8_t* end, _SparseAcc s) except -1:
+    cdef const MsgTable* t = &TABLES[M_SPARSE]
+    cdef uint64_t tag, x
+    cdef const uint8_t* start
+    cdef Py_ssize_t n
+    cdef int slot
+    enter(c, M_SPARSE, p)
+    while p < end:
+        start = p
+        p = rtag(c, M_SPARSE, p, end, &tag)
+        slot = slot_of(t, tag >> 3)
+        if slot == 0 or t.wt[slot] != (tag & 7):
+            p = skip(c, M_SPARSE, start, p, end, tag)
+        elif slot == SP_ELEMENT_DATA_TYPE:
+            p = rv(c, M_SPARSE, p, end, &x)
+            s.element_data_type = <int32_t>x
+        elif slot == SP_TOTAL_LENGTH:
+            p = rv(c, M_SPARSE, p, end, &x)
+            s.total_length = <uint32_t>x
+        else:
+            p = rlen(c, M_SPARSE, p, end, &n)
+            s.elements.append(parse_sparse_element(c, p, p + n))
+            p += n
+    c.depth -= 1
+    return 0
+
+
+cdef tuple parse_sparse_element(Ctx* c, const uint8_t* p, const uint8_t* end):
+    cdef const MsgTable* t = &TABLES[M_SPARSE_EL]
+    cdef uint64_t tag, x
+    cdef const uint8_t* start
+    cdef Py_ssize_t n
+    cdef int slot
+    cdef uint32_t index = 0
+    cdef _PendingValue pending = _PendingValue.__new__(_PendingValue)
+    memset(&pending.v, 0, sizeof(ValState))
+    enter(c, M_SPARSE_EL, p)
+    while p < end:
+        start = p
+        p = rtag(c, M_SPARSE_EL, p, end, &tag)
+        slot = slot_of(t, tag >> 3)
+        if slot == 0 or t.wt[slot] != (tag & 7):
+            p = skip(c, M_SPARSE_EL, start, p, end, tag)
+        elif slot == SE_INDEX:
+            p = rv(c, M_SPARSE_EL, p, end, &x)
+            index = <uint32_t>x
+        else:
+            p = rlen(c, M_SPARSE_EL, p, end, &n)
+            parse_value(c, p, p + n, &pending.v)
+            p += n
+    c.depth -= 1
+    return (index, pending)
+
+
+cdef object sparse_native(Ctx* c, _SparseAcc s):
+    cdef _PendingValue pending
+    cdef list elements = []
+    for index, pending in s.elements:
+        elements.append((index, val_native(c, &pending.v) if pending.v.present else None))
+    return _MxSparseArray(
+        enum_of(_DATA_TYPES, s.element_data_type), s.total_length, tuple(elements)
+    )
+
+
+cdef int parse_value(Ctx* c, const uint8_t* p, const uint8_t* end, ValState* v) except -1:
+    cdef const MsgTable* t = &TABLES[M_VALUE]
+    cdef uint64_t tag, x
+    cdef uint32_t x32
+    cdef float f
+    cdef const uint8_t* start
+    cdef Py_ssize_t n
+    cdef int slot
+    enter(c, M_VALUE, p)
+    v.present = True
+    while p < end:
+        start = p
+        p = rtag(c, M_VALUE, p, end, &tag)
+        slot = slot_of(t, tag >> 3)
+        if slot == 0 or t.wt[slot] != (tag & 7):
+            p = skip(c, M_VALUE, start, p, end, tag)
+        elif slot == V_DATA_TYPE:
+            p = rv(c, M_VALUE, p, end, &x)
+            v.data_type = <int32_t>x
+        elif slot == V_VARIANT_TYPE:
+            p = rstr(c, M_VALUE, p, end, &v.variant_type)
+        elif slot == V_IS_NULL:
+            p = rv(c, M_VALUE, p, end, &x)
+            v.is_null = x != 0
+        elif slot == V_RAW_DIAGNOSTIC:
+            p = rstr(c, M_VALUE, p, end, &v.raw_diagnostic)
+        elif slot == V_RAW_DATA_TYPE:
+            p = rv(c, M_VALUE, p, end, &x)
+            v.raw_data_type = <int32_t>x
+        elif slot == V_RAW_VALUE:
+            p = rbytes(c, M_VALUE, p, end, &v.raw_value)
+        elif slot == V_BOOL or slot == V_INT32 or slot == V_INT64:
+            p = rv(c, M_VALUE, p, end, &v.u)
+            v.kind = slot
+        elif slot == V_DOUBLE:
+            p = rfix64(c, M_VALUE, p, end, &x)
+            memcpy(&v.d, &x, 8)
+            v.kind = slot
+        elif slot == V_FLOAT:
+            p = rfix32(c, M_VALUE, p, end, &x32)
+            memcpy(&f, &x32, 4)
+            v.d = f
+            v.kind = slot
+        elif slot == V_STRING:
+            p = rstr(c, M_VALUE, p, end, &v.s)
+            v.kind = slot
+        else:
+            # A message arm: the same arm again merges, another arm starts afresh.
+            p = rlen(c, M_VALUE, p, end, &n)
+            if slot == V_TIMESTAMP or slot == V_ELAPSED:
+                if v.kind != slot:
+                    v.ts.sec = 0
+                    v.ts.nanos = 0
+                v.kind = slot
+                parse_ts(c, M_TS if slot == V_TIMESTAMP else M_DUR, p, p + n, &v.ts)
+            elif slot == V_ARRAY:
+                if v.kind != slot:
+                    v.acc = keep(c, _ArrayAcc())
+                v.kind = slot
+                parse_array(c, p, p + n, <_ArrayAcc>v.acc)
+            else:
+                if v.kind != slot:
+                    v.acc = keep(c, _SparseAcc())
+                v.kind = slot
+                parse_sparse(c, p, p + n, <_SparseAcc>v.acc)
+            p += n
+    c.depth -= 1
+    return 0
+
+
+cdef object parse_status(Ctx* c, const uint8_t* p, const uint8_t* end):
+    global _status_cache, _status_tuple
+    cdef const MsgTable* t = &TABLES[M_STATUS]
+    cdef uint64_t tag, x
+    cdef const uint8_t* start
+    cdef int slot
+    cdef int32_t vals[8]
+    cdef Span diag
+    cdef int i
+    memset(vals, 0, sizeof(vals))
+    diag.n = 0
+    diag.p = NULL
+    enter(c, M_STATUS, p)
+    while p < end:
+        start = p
+        p = rtag(c, M_STATUS, p, end, &tag)
+        slot = slot_of(t, tag >> 3)
+        if slot == 0 or t.wt[slot] != (tag & 7):
+            p = skip(c, M_STATUS, start, p, end, tag)
+        elif slot == ST_DIAGNOSTIC_TEXT:
+            p = rstr(c, M_STATUS, p, end, &diag)
+        else:
+            p = rv(c, M_STATUS, p, end, &x)
+            vals[slot] = <int32_t>x
+    c.depth -= 1
+    # Statuses repeat (one OK status per event): reuse the previous struct when identical.
+    if _status_cache is not None and same_utf8(_status_diag, diag):
+        for i in range(1, 7):
+            if vals[i] != _status_vals[i]:
+                break
+        else:
+            return _status_cache
+    return new_status(vals, diag)
+
+
+cdef int32_t _status_vals[8]
+cdef object _status_cache = None
+cdef str _status_diag = ""
+cdef tuple _status_tuple = ()
+
+
+cdef object new_status(int32_t* vals, Span diag):
+    global _status_cache, _status_diag, _status_tuple
+    diag_str = cached_str(diag)
+    status = _MxStatus(
+        vals[ST_SUCCESS],
+        enum_of(_CATEGORIES, vals[ST_CATEGORY]),
+        enum_of(_SOURCES, vals[ST_DETECTED_BY]),
+        vals[ST_DETAIL],
+        vals[ST_RAW_CATEGORY],
+        vals[ST_RAW_DETECTED_BY],
+        diag_str,
+    )
+    memcpy(_status_vals, vals, sizeof(_status_vals))
+    _status_diag = diag_str
+    _status_cache = status
+    _status_tuple = (status,)
+    return status
+
+
+cdef int parse_gap(Ctx* c, const uint8_t* p, const uint8_t* end, uint64_t* gap) except -1:
+    cdef const MsgTable* t = &TABLES[M_GAP]
+    cdef uint64_t tag, x
+    cdef const uint8_t* start
+    cdef int slot
+    enter(c, M_GAP, p)
+    while p < end:
+        start = p
+        p = rtag(c, M_GAP, p, end, &tag)
+        slot = slot_of(t, tag >> 3)
+        if slot == 0 or t.wt[slot] != (tag & 7):
+            p = skip(c, M_GAP, start, p, end, tag)
+        else:
+            p = rv(c, M_GAP, p, end, &x)
+            gap[slot - 1] = x
+    c.depth -= 1
+    return 0
+
+
+cdef object parse_sample(Ctx* c, const uint8_t* p, const uint8_t* end):
+    cdef const MsgTable* t = &TABLES[M_SAMPLE]
+    cdef uint64_t tag, x
+    cdef const uint8_t* start
+    cdef Py_ssize_t n
+    cdef int slot
+    cdef _PendingSample sample = _PendingSample.__new__(_PendingSample)
+    memset(&sample.v, 0, sizeof(ValState))
+    sample.quality = 0
+    sample.has_ts = False
+    enter(c, M_SAMPLE, p)
+    while p < end:
+        start = p
+        p = rtag(c, M_SAMPLE, p, end, &tag)
+        slot = slot_of(t, tag >> 3)
+        if slot == 0 or t.wt[slot] != (tag & 7):
+            p = skip(c, M_SAMPLE, start, p, end, tag)
+        elif slot == SA_QUALITY:
+            p = rv(c, M_SAMPLE, p, end, &x)
+            sample.quality = <int32_t>x
+        else:
+            p = rlen(c, M_SAMPLE, p, end, &n)
+            if slot == SA_VALUE:
+                parse_value(c, p, p + n, &sample.v)
+            else:
+                if not sample.has_ts:
+                    sample.has_ts = True
+                    sample.ts.sec = 0
+                    sample.ts.nanos = 0
+                parse_ts(c, M_TS, p, p + n, &sample.ts)
+            p += n
+    c.depth -= 1
+    return sample
+
+
+cdef tuple samples_native(Ctx* c, list pending):
+    cdef _PendingSample s
+    cdef list out = []
+    for s in pending:
+        out.append(_BufferedSample(
+            mxvalue_struct(c, &s.v) if s.v.present else None,
+            s.quality,
+            ts_ns(&s.ts) if s.has_ts else None,
+        ))
+    return tuple(out)
+
+
+cdef int parse_buffered(Ctx* c, const uint8_t* p, const uint8_t* end, int32_t* data_type,
+                        list samples) except -1:
+    cdef const MsgTable* t = &TABLES[M_BUFFERED]
+    cdef uint64_t tag, x
+    cdef const uint8_t* start
+    cdef Py_ssize_t n
+    cdef int slot
+    enter(c, M_BUFFERED, p)
+    while p < end:
+        start = p
+        p = rtag(c, M_BUFFERED, p, end, &tag)
+        slot = slot_of(t, tag >> 3)
+        if slot == 0 or t.wt[slot] != (tag & 7):
+            p = skip(c, M_BUFFERED, start, p, end, tag)
+        elif slot == BD_DATA_TYPE:
+            p = rv(c, M_BUFFERED, p, end, &x)
+            data_type[0] = <int32_t>x
+        else:
+            p = rlen(c, M_BUFFERED, p, end, &n)
+            samples.append(parse_sample(c, p, p + n))
+            p += n
+    c.depth -= 1
+    return 0
+
+
+cdef int parse_alarm(Ctx* c, const uint8_t* p, const uint8_t* end, AlarmState* a) except -1:
+    cdef const MsgTable* t = &TABLES[M_ALARM]
+    cdef uint64_t tag, x
+    cdef const uint8_t* start
+    cdef Py_ssize_t n
+    cdef int slot
+    enter(c, M_ALARM, p)
+    while p < end:
+        start = p
+        p = rtag(c, M_ALARM, p, end, &tag)
+        slot = slot_of(t, tag >> 3)
+        if slot == 0 or t.wt[slot] != (tag & 7):
+            p = skip(c, M_ALARM, start, p, end, tag)
+        elif slot == AL_ALARM_FULL_REFERENCE:
+            p = rstr(c, M_ALARM, p, end, &a.full_ref)
+        elif slot == AL_SOURCE_OBJECT_REFERENCE:
+            p = rstr(c, M_ALARM, p, end, &a.source_ref)
+        elif slot == AL_ALARM_TYPE_NAME:
+            p = rstr(c, M_ALARM, p, end, &a.type_name)
+        elif slot == AL_OPERATOR_USER:
+            p = rstr(c, M_ALARM, p, end, &a.operator_user)
+        elif slot == AL_OPERATOR_COMMENT:
+            p = rstr(c, M_ALARM, p, end, &a.operator_comment)
+        elif slot == AL_CATEGORY:
+            p = rstr(c, M_ALARM, p, end, &a.category)
+        elif slot == AL_DESCRIPTION:
+            p = rstr(c, M_ALARM, p, end, &a.description)
+        elif slot == AL_TRANSITION_KIND:
+            p = rv(c, M_ALARM, p, end, &x)
+            a.transition_kind = <int32_t>x
+        elif slot == AL_SEVERITY:
+            p = rv(c, M_ALARM, p, end, &x)
+            a.severity = <int32_t>x
+        elif slot == AL_DEGRADED:
+            p = rv(c, M_ALARM, p, end, &x)
+            a.degraded = x != 0
+        elif slot == AL_CURRENT_STATE:
+            p = rv(c, M_ALARM, p, end, &x)
+            a.current_state = <int32_t>x
+        else:
+            p = rlen(c, M_ALARM, p, end, &n)
+            if slot == AL_ORIGINAL_RAISE_TS:
+                if not a.has_raise:
+                    a.has_raise = True
+                    a.raise_ts.sec = 0
+                    a.raise_ts.nanos = 0
+                parse_ts(c, M_TS, p, p + n, &a.raise_ts)
+            elif slot == AL_TRANSITION_TS:
+                if not a.has_transition:
+                    a.has_transition = True
+                    a.transition_ts.sec = 0
+                    a.transition_ts.nanos = 0
+                parse_ts(c, M_TS, p, p + n, &a.transition_ts)
+            elif slot == AL_CURRENT_VALUE:
+                parse_value(c, p, p + n, &a.current)
+            else:
+                parse_value(c, p, p + n, &a.limit)
+            p += n
+    c.depth -= 1
+    return 0
+
+
+cdef object alarm_struct(Ctx* c, AlarmState* a):
+    return _AlarmTransition(
+        mkstr(a.full_ref),
+        mkstr(a.source_ref),
+        mkstr(a.type_name),
+        enum_of(_TRANSITION_KINDS, a.transition_kind),
+        a.severity,
+        ts_ns(&a.raise_ts) if a.has_raise else None,
+        ts_ns(&a.transition_ts) if a.has_transition else None,
+        mkstr(a.operator_user),
+        mkstr(a.operator_comment),
+        mkstr(a.category),
+        mkstr(a.description),
+        mxvalue_struct(c, &a.current) if a.current.present else None,
+        mxvalue_struct(c, &a.limit) if a.limit.present else None,
+        a.degraded,
+        enum_of(_CONDITION_STATES, a.current_state),
+    )
+
+
+# ---- native values ---------------------------------------------------------------------
+
+cdef object to_datetime(object seconds, object nanos, str where):
+    # D8: any OverflowError of the conversion is the range error.
+    try:
+        return _EPOCH + _timedelta(microseconds=(seconds * 1_000_000_000 + nanos) // 1000)
+    except OverflowError:
+        raise MxGatewayDecodeError(
+            f"{where}: timestamp of {seconds} s {nanos} ns is outside datetime's range"
+        ) from None
+
+
+cdef object to_timedelta(object seconds, object nanos, str where):
+    try:
+        return _timedelta(microseconds=(seconds * 1_000_000_000 + nanos) // 1000)
+    except OverflowError:
+        raise MxGatewayDecodeError(
+            f"{where}: duration of {seconds} s {nanos} ns is outside timedelta's range"
+        ) from None
+
+
+cdef list nest(list values, list dims):
+    # D9: nested row-major only when the dimensions' product is the (non-zero) element
+    # count; built iteratively, innermost dimension first.
+    cdef Py_ssize_t count = len(values)
+    product = 1
+    for d in dims:
+        product *= d
+        if product == 0 or product > count:
+            break
+    if product == count and product != 0:
+        for d in reversed(dims[1:]):
+            values = [values[i:i + d] for i in range(0, len(values), d)]
+    return values
+
+
+cdef object array_native(Ctx* c, _ArrayAcc a):
+    cdef int32_t et = a.element_data_type
+    cdef list values
+    if et == DT_BOOLEAN:
+        values = a.bools
+    elif et == DT_INTEGER:
+        values = a.int32s if a.int32s else a.int64s
+    elif et == DT_FLOAT:
+        values = a.floats
+    elif et == DT_DOUBLE:
+        values = a.doubles
+    elif (et == DT_STRING or et == DT_BIG_STRING or et == DT_INTERNATIONALIZED_STRING
+            or et == DT_REFERENCE):
+        values = a.strings
+    elif et == DT_TIME:
+        values = [to_datetime(x[0], x[1], "MxArray.timestamp_values") for x in a.timestamps]
+    elif et == DT_ELAPSED_TIME:
+        values = [to_timedelta(x[0], x[1], "MxArray.elapsed_values") for x in a.elapsed]
+    elif a.bools:
+        values = a.bools
+    elif a.int32s:
+        values = a.int32s
+    elif a.int64s:
+        values = a.int64s
+    elif a.floats:
+        values = a.floats
+    elif a.doubles:
+        values = a.doubles
+    elif a.strings:
+        values = a.strings
+    elif a.timestamps:
+        values = [to_datetime(x[0], x[1], "MxArray.timestamp_values") for x in a.timestamps]
+    elif a.elapsed:
+        values = [to_timedelta(x[0], x[1], "MxArray.elapsed_values") for x in a.elapsed]
+    else:
+        values = []
+    if len(a.dims) >= 2:
+        return nest(values, a.dims)
+    return values
+
+
+cdef object val_native(Ctx* c, ValState* v):
+    cdef int k = v.kind
+    if k == V_DOUBLE or k == V_FLOAT:
+        return v.d
+    if k == V_INT32:
+        return <int32_t>v.u
+    if k == V_BOOL:
+        return v.u != 0
+    if k == V_STRING:
+        return mkstr(v.s)
+    if k == V_INT64:
+        return <int64_t>v.u
+    if k == 0:
+        return mkbytes(v.raw_value) if v.raw_value.n else None
+    if k == V_TIMESTAMP:
+        return to_datetime(v.ts.sec, v.ts.nanos, "MxValue.timestamp_value")
+    if k == V_ELAPSED:
+        return to_timedelta(v.ts.sec, v.ts.nanos, "MxValue.elapsed_value")
+    if k == V_ARRAY:
+        return array_native(c, <_ArrayAcc>v.acc)
+    return sparse_native(c, <_SparseAcc>v.acc)
+
+
+cdef object mxvalue_struct(Ctx* c, ValState* v):
+    raw_value = mkbytes(v.raw_value)
+    if v.kind == 0:
+        value = raw_value if v.raw_value.n else None
+    else:
+        value = val_native(c, v)
+    return _MxValue(
+        value,
+        enum_of(_DATA_TYPES, v.data_type),
+        cached_str(v.variant_type),
+        v.is_null,
+        cached_str(v.raw_diagnostic),
+        v.raw_data_type,
+        raw_value,
+    )
+
+
+# ---- events ----------------------------------------------------------------------------
+
+cdef object parse_event(Ctx* c, const uint8_t* p, const uint8_t* end):
+    cdef const MsgTable* t = &TABLES[M_EVENT]
+    cdef uint64_t tag, x
+    cdef const uint8_t* start
+    cdef Py_ssize_t n
+    cdef int slot, body = 0
+    cdef Span session, raw_status
+    cdef int32_t family = 0, server_handle = 0, item_handle = 0, quality = 0, hresult = 0
+    cdef int32_t buffered_data_type = 0
+    cdef bint has_hresult = False, has_src = False, has_worker = False, has_gateway = False
+    cdef bint has_gap = False
+    cdef uint64_t sequence = 0
+    cdef uint64_t gap[2]
+    cdef TsState src_ts, worker_ts, gateway_ts
+    cdef ValState v
+    cdef AlarmState alarm
+    cdef object status1 = None
+    cdef list statuses = None
+    cdef list samples = None
+    session.n = 0
+    session.p = NULL
+    raw_status.n = 0
+    raw_status.p = NULL
+    v.present = False
+    v.kind = 0
+    enter(c, M_EVENT, p)
+    while p < end:
+        start = p
+        p = rtag(c, M_EVENT, p, end, &tag)
+        slot = slot_of(t, tag >> 3)
+        if slot == 0 or t.wt[slot] != (tag & 7):
+            p = skip(c, M_EVENT, start, p, end, tag)
+            continue
+        if slot == EV_SESSION_ID:
+            p = rstr(c, M_EVENT, p, end, &session)
+        elif slot == EV_FAMILY:
+            p = rv(c, M_EVENT, p, end, &x)
+            family = <int32_t>x
+        elif slot == EV_WORKER_SEQUENCE:
+            p = rv(c, M_EVENT, p, end, &sequence)
+        elif slot == EV_SERVER_HANDLE:
+            p = rv(c, M_EVENT, p, end, &x)
+            server_handle = <int32_t>x
+        elif slot == EV_ITEM_HANDLE:
+            p = rv(c, M_EVENT, p, end, &x)
+            item_handle = <int32_t>x
+        elif slot == EV_QUALITY:
+            p = rv(c, M_EVENT, p, end, &x)
+            quality = <int32_t>x
+        elif slot == EV_HRESULT:
+            p = rv(c, M_EVENT, p, end, &x)
+            hresult = <int32_t>x
+            has_hresult = True
+        elif slot == EV_RAW_STATUS:
+            p = rstr(c, M_EVENT, p, end, &raw_status)
+        else:
+            p = rlen(c, M_EVENT, p, end, &n)
+            if slot == EV_VALUE:
+                if not v.present:
+                    memset(&v, 0, sizeof(v))
+                parse_value(c, p, p + n, &v)
+            elif slot == EV_SOURCE_TS:
+                if not has_src:
+                    has_src = True
+                    src_ts.sec = 0
+                    src_ts.nanos = 0
+                parse_ts(c, M_TS, p, p + n, &src_ts)
+            elif slot == EV_WORKER_TS:
+                if not has_worker:
+                    has_worker = True
+                    worker_ts.sec = 0
+                    worker_ts.nanos = 0
+                parse_ts(c, M_TS, p, p + n, &worker_ts)
+            elif slot == EV_GATEWAY_TS:
+                if not has_gateway:
+                    has_gateway = True
+                    gateway_ts.sec = 0
+                    gateway_ts.nanos = 0
+                parse_ts(c, M_TS, p, p + n, &gateway_ts)
+            elif slot == EV_STATUSES:
+                status = parse_status(c, p, p + n)
+                if statuses is not None:
+                    statuses.append(status)
+                elif status1 is None:
+                    status1 = status
+                else:
+                    statuses = [status1, status]
+            elif slot == EV_REPLAY_GAP:
+                if not has_gap:
+                    has_gap = True
+                    gap[0] = 0
+                    gap[1] = 0
+                parse_gap(c, p, p + n, gap)
+            elif slot == EV_ON_BUFFERED:
+                if body != slot:
+                    body = slot
+                    buffered_data_type = 0
+                    samples = []
+                parse_buffered(c, p, p + n, &buffered_data_type, samples)
+            elif slot == EV_ON_ALARM:
+                if body != slot:
+                    body = slot
+                    memset(&alarm, 0, sizeof(alarm))
+                parse_alarm(c, p, p + n, &alarm)
+            else:  # the empty family markers
+                body = slot
+                parse_empty(c, M_ON_DATA_CHANGE + (slot - EV_ON_DATA_CHANGE), p, p + n)
+            p += n
+    c.depth -= 1
+
+    if statuses is not None:
+        statuses_t = tuple(statuses)
+    elif status1 is None:
+        statuses_t = ()
+    elif status1 is _status_cache:
+        statuses_t = _status_tuple
+    else:
+        statuses_t = (status1,)
+
+    if v.present:
+        raw_value = mkbytes(v.raw_value)
+        if v.kind == 0:
+            value = raw_value if v.raw_value.n else None
+        else:
+            value = val_native(c, &v)
+        data_type = enum_of(_DATA_TYPES, v.data_type)
+        variant_type = cached_str(v.variant_type)
+        raw_diagnostic = cached_str(v.raw_diagnostic)
+    else:
+        value = None
+        raw_value = b""
+        data_type = _DT_UNSPECIFIED
+        variant_type = ""
+        raw_diagnostic = ""
+
+    return _MxEvent(
+        session_str(session),
+        enum_of(_FAMILIES, family),
+        PyLong_FromUnsignedLongLong(sequence),
+        server_handle,
+        item_handle,
+        value,
+        data_type,
+        variant_type,
+        v.is_null if v.present else False,
+        raw_diagnostic,
+        v.raw_data_type if v.present else 0,
+        raw_value,
+        v.present,
+        quality,
+        ts_ns(&src_ts) if has_src else None,
+        statuses_t,
+        ts_ns(&worker_ts) if has_worker else None,
+        ts_ns(&gateway_ts) if has_gateway else None,
+        hresult if has_hresult else None,
+        cached_str(raw_status),
+        _ReplayGap(gap[0], gap[1]) if has_gap else None,
+        _BODY_NAMES[body - EV_ON_DATA_CHANGE + 1] if body else "",
+        enum_of(_DATA_TYPES, buffered_data_type) if body == EV_ON_BUFFERED else _DT_UNSPECIFIED,
+        samples_native(c, samples) if body == EV_ON_BUFFERED and samples else (),
+        alarm_struct(c, &alarm) if body == EV_ON_ALARM else None,
+    )
+
+
+cdef list parse_batch(Ctx* c, const uint8_t* p, const uint8_t* end):
+    cdef const MsgTable* t = &TABLES[M_BATCH]
+    cdef uint64_t tag
+    cdef const uint8_t* start
+    cdef Py_ssize_t n
+    cdef list events = []
+    enter(c, M_BATCH, p)
+    while p < end:
+        start = p
+        p = rtag(c, M_BATCH, p, end, &tag)
+        if slot_of(t, tag >> 3) == B_EVENTS and (tag & 7) == WT_LEN:
+            p = rlen(c, M_BATCH, p, end, &n)
+            events.append(parse_event(c, p, p + n))
+            p += n
+        else:
+            p = skip(c, M_BATCH, start, p, end, tag)
+    c.depth -= 1
+    return events
