@@ -13,6 +13,7 @@ from importlib import metadata
 
 import mxgateway
 from mxgateway_cli._output import emit_json
+from mxgateway_cli._sim import add_sim_parser
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -68,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     version = commands.add_parser("version", help="show versions of mxgateway and its stack")
     version.add_argument("--json", action="store_true", help="print deterministic JSON")
     version.set_defaults(handler=cmd_version)
+
+    add_sim_parser(commands)
     return parser
 
 
