@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+from collections.abc import Callable
 from types import ModuleType
 
 import pytest
@@ -32,3 +34,30 @@ def codec(request: pytest.FixtureRequest) -> ModuleType:
     """Each codec implementation in turn: the pure-Python twin and the compiled module."""
     module: ModuleType = request.param
     return module
+
+
+def _test_loop_name() -> str:
+    # One event loop per run: the README's first test command runs on uvloop (where it
+    # exists), the second on plain asyncio, so the suite covers both loops.
+    name = os.environ.get("MXGATEWAY_TEST_LOOP", "")
+    if name:
+        if name not in ("uvloop", "asyncio"):
+            raise pytest.UsageError("MXGATEWAY_TEST_LOOP must be 'uvloop' or 'asyncio'")
+        return name
+    from mxgateway import preferred_event_loop
+
+    return preferred_event_loop()
+
+
+TEST_LOOP = _test_loop_name()
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """Run every async test on the loop this run was asked for."""
+    if TEST_LOOP == "uvloop":
+        import uvloop
+
+        return {"uvloop": uvloop.new_event_loop}
+    return {"asyncio": asyncio.new_event_loop}

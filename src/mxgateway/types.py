@@ -24,8 +24,12 @@ from typing import Any, Literal
 import msgspec
 
 __all__ = [
+    "AcknowledgeResult",
+    "ActiveAlarm",
     "AlarmConditionState",
     "AlarmProviderMode",
+    "AlarmProviderStatus",
+    "AlarmSnapshotComplete",
     "AlarmTransition",
     "AlarmTransitionKind",
     "BufferedSample",
@@ -385,3 +389,63 @@ class MxEvent(msgspec.Struct, frozen=True, gc=False):
             self.raw_data_type,
             self.raw_value,
         )
+
+
+class ActiveAlarm(msgspec.Struct, frozen=True, gc=False):
+    """An alarm active now (ActiveAlarmSnapshot), from the alarm feed or QueryActiveAlarms."""
+
+    alarm_full_reference: str
+    source_object_reference: str
+    alarm_type_name: str
+    severity: int
+    """1..999, 1 most urgent."""
+    current_state: AlarmConditionState
+    category: str
+    description: str
+    original_raise_timestamp_ns: int | None
+    last_transition_timestamp_ns: int | None
+    operator_user: str
+    operator_comment: str
+    current_value: MxValue | None
+    limit_value: MxValue | None
+    degraded: bool
+    area: str
+
+    @property
+    def original_raise_timestamp(self) -> datetime | None:
+        """``original_raise_timestamp_ns`` as an aware UTC datetime."""
+        return ns_to_datetime(self.original_raise_timestamp_ns)
+
+    @property
+    def last_transition_timestamp(self) -> datetime | None:
+        """``last_transition_timestamp_ns`` as an aware UTC datetime."""
+        return ns_to_datetime(self.last_transition_timestamp_ns)
+
+
+class AlarmSnapshotComplete(msgspec.Struct, frozen=True, gc=False):
+    """The alarm feed's snapshot of active alarms is complete; live transitions follow."""
+
+    active_alarm_count: int
+
+
+class AlarmProviderStatus(msgspec.Struct, frozen=True, gc=False):
+    """Where the gateway sources alarms, and whether that source is degraded."""
+
+    mode: AlarmProviderMode
+    degraded: bool
+    reason: str
+    since_ns: int | None
+
+    @property
+    def since(self) -> datetime | None:
+        """``since_ns`` as an aware UTC datetime."""
+        return ns_to_datetime(self.since_ns)
+
+
+class AcknowledgeResult(msgspec.Struct, frozen=True, gc=False):
+    """Outcome of AcknowledgeAlarm."""
+
+    alarm_full_reference: str
+    resulting_state: AlarmConditionState
+    hresult: int
+    statuses: tuple[MxStatus, ...]

@@ -1,0 +1,270 @@
+"""GatewayClient: sessions, raw Invoke and event streams, and the central alarm feed."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+import grpc
+
+from mxgateway._alarm_feed import AlarmFeedItem, acknowledge_result_from_pb, feed_item_from_pb
+from mxgateway._base import ClientBase, build_options
+from mxgateway._options import ClientOptions
+from mxgateway._rpc import call, check_protocol_status, translate_rpc_error
+from mxgateway.generated import mxaccess_gateway_pb2 as pb
+from mxgateway.generated import mxaccess_gateway_pb2_grpc as pb_grpc
+from mxgateway.types import AcknowledgeResult, ActiveAlarm
+
+if TYPE_CHECKING:
+    from mxgateway._session import Session
+
+__all__ = ["GatewayClient"]
+
+_SERVICE = "/mxaccess_gateway.v1.MxAccessGateway/"
+
+
+class GatewayClient(ClientBase):
+    """An async client of the MXAccess Gateway service.
+
+    Open with ``async with await GatewayClient.connect(endpoint=..., api_key=...) as client:``.
+    Every call carries ``authorization: Bearer <api_key>``; TLS is the default and
+    ``plaintext=True`` must be asked for. A closed client cannot be reused.
+    """
+
+    def __init__(self, options: ClientOptions) -> None:
+        super().__init__(options)
+        channel = self._live_channel()
+        self._stub = pb_grpc.MxAccessGatewayStub(channel)
+        # Event streams skip protobuf objects: the response is the raw bytes, which the codec
+        # decodes straight into structs.
+        self._raw_events: grpc.aio.UnaryStreamMultiCallable[pb.StreamEventsRequest, bytes] = (
+            channel.unary_stream(
+                _SERVICE + "StreamEvents",
+                request_serializer=pb.StreamEventsRequest.SerializeToString,
+                response_deserializer=None,
+            )
+        )
+        self._raw_batches: grpc.aio.UnaryStreamMultiCallable[pb.StreamEventsRequest, bytes] = (
+            channel.unary_stream(
+                _SERVICE + "StreamEventBatches",
+                request_serializer=pb.StreamEventsRequest.SerializeToString,
+                response_deserializer=None,
+            )
+        )
+
+    @classmethod
+    async def connect(
+        cls,
+        endpoint: str | None = None,
+        *,
+        api_key: str | None = None,
+        plaintext: bool = False,
+        ca_file: str | None = None,
+        server_name_override: str | None = None,
+        timeout: float | None = 30.0,
+        options: ClientOptions | None = None,
+    ) -> GatewayClient:
+        """Open a client for ``endpoint`` (``host:port``); the channel connects lazily."""
+        return cls(
+            build_options(
+                endpoint,
+                options=options,
+                api_key=api_key,
+                plaintext=plaintext,
+                ca_file=ca_file,
+                server_name_override=server_name_override,
+                timeout=timeout,
+            )
+        )
+
+    async def __aenter__(self) -> GatewayClient:
+        return self
+
+    # -- sessions ----------------------------------------------------------------------------
+
+    async def open_session_raw(
+        self,
+        client_session_name: str = "",
+        *,
+        lease_seconds: int = 0,
+        timeout: float | None = None,
+    ) -> pb.OpenSessionReply:
+        """OpenSession, returning the generated reply (protocol failures raise)."""
+        self._live_channel()
+        request = pb.OpenSessionRequest(
+            client_session_name=client_session_name, lease_seconds=lease_seconds
+        )
+        reply: pb.OpenSessionReply = await call(
+            "OpenSession",
+            lambda: self._stub.OpenSession(
+                request, metadata=self._metadata, timeout=self._timeout(timeout)
+            ),
+        )
+        check_protocol_status(reply, "OpenSession")
+        return reply
+
+    async def open_session(
+        self,
+        client_session_name: str = "",
+        *,
+        lease_seconds: int = 0,
+        timeout: float | None = None,
+    ) -> Session:
+        """Open a gateway session and return its typed ``Session``."""
+        from mxgateway._session import Session
+
+        reply = await self.open_session_raw(
+            client_session_name, lease_seconds=lease_seconds, timeout=timeout
+        )
+        return Session(self, reply)
+
+    async def close_session(
+        self, session_id: str, *, timeout: float | None = None
+    ) -> pb.CloseSessionReply:
+        """CloseSession (idempotent on the gateway); returns the generated reply."""
+        request = pb.CloseSessionRequest(session_id=session_id)
+        self._live_channel()
+        reply: pb.CloseSessionReply = await call(
+            "CloseSession",
+            lambda: self._stub.CloseSession(
+                request, metadata=self._metadata, timeout=self._timeout(timeout)
+            ),
+        )
+        check_protocol_status(reply, "CloseSession")
+        return reply
+
+    # -- commands ----------------------------------------------------------------------------
+
+    async def invoke_raw(
+        self,
+        session_id: str,
+        command: pb.MxCommand,
+        *,
+        client_correlation_id: str = "",
+        timeout: float | None = None,
+    ) -> pb.MxCommandReply:
+        """Invoke one MXAccess command and return the generated reply.
+
+        Gateway protocol failures raise the typed MxGateway* exceptions; an MXAccess failure
+        (MXACCESS_FAILURE, a failing HRESULT or status) is deliberately left in the reply for
+        the caller to inspect (``Session.invoke`` adds that check).
+        """
+        request = pb.MxCommandRequest(
+            session_id=session_id, client_correlation_id=client_correlation_id, command=command
+        )
+        self._live_channel()
+        what = f"Invoke({_kind_name(command.kind)})"
+        reply: pb.MxCommandReply = await call(
+            what,
+            lambda: self._stub.Invoke(
+                request, metadata=self._metadata, timeout=self._timeout(timeout)
+            ),
+        )
+        check_protocol_status(reply, what)
+        return reply
+
+    # -- events ------------------------------------------------------------------------------
+
+    async def stream_events_raw(
+        self, session_id: str, *, after_worker_sequence: int = 0
+    ) -> AsyncIterator[pb.MxEvent]:
+        """StreamEvents yielding generated MxEvent messages (for parity tests; no resume).
+
+        Breaking out of the loop, ``aclose()`` or cancelling the task cancels the call.
+        """
+        request = pb.StreamEventsRequest(
+            session_id=session_id, after_worker_sequence=after_worker_sequence
+        )
+        stream = self._stub.StreamEvents(request, metadata=self._metadata)
+        try:
+            async for event in stream:
+                yield event
+        except grpc.aio.AioRpcError as error:
+            raise translate_rpc_error(error, "StreamEvents", not_found_is_session=True) from None
+        finally:
+            stream.cancel()
+
+    # -- central alarm feed (no session) -----------------------------------------------------
+
+    async def stream_alarms(
+        self, filter_prefix: str = "", *, client_correlation_id: str = ""
+    ) -> AsyncIterator[AlarmFeedItem]:
+        """Follow the gateway's central alarm feed.
+
+        Yields, in the gateway's order, an ``ActiveAlarm`` per active alarm whose reference
+        starts with ``filter_prefix``, one ``AlarmSnapshotComplete``, an ``AlarmProviderStatus``,
+        then live ``AlarmTransition`` items (and provider status changes) until cancelled.
+        """
+        request = pb.StreamAlarmsRequest(
+            alarm_filter_prefix=filter_prefix, client_correlation_id=client_correlation_id
+        )
+        stream = self._stub.StreamAlarms(request, metadata=self._metadata)
+        try:
+            async for message in stream:
+                item = feed_item_from_pb(message)
+                if item is not None:
+                    yield item
+        except grpc.aio.AioRpcError as error:
+            raise translate_rpc_error(error, "StreamAlarms") from None
+        finally:
+            stream.cancel()
+
+    async def query_active_alarms(
+        self, filter_prefix: str = "", *, client_correlation_id: str = ""
+    ) -> list[ActiveAlarm]:
+        """The alarms active now whose reference starts with ``filter_prefix``."""
+        from mxgateway._alarm_feed import active_alarm_from_pb
+
+        request = pb.QueryActiveAlarmsRequest(
+            alarm_filter_prefix=filter_prefix, client_correlation_id=client_correlation_id
+        )
+        stream = self._stub.QueryActiveAlarms(
+            request, metadata=self._metadata, timeout=self._options.timeout
+        )
+        alarms: list[ActiveAlarm] = []
+        try:
+            async for snapshot in stream:
+                alarms.append(active_alarm_from_pb(snapshot))
+        except grpc.aio.AioRpcError as error:
+            raise translate_rpc_error(error, "QueryActiveAlarms") from None
+        finally:
+            stream.cancel()
+        return alarms
+
+    async def acknowledge_alarm(
+        self,
+        reference: str,
+        *,
+        comment: str = "",
+        operator: str = "",
+        client_correlation_id: str = "",
+        timeout: float | None = None,
+    ) -> AcknowledgeResult:
+        """Acknowledge one alarm by its full reference; MXAccess failures raise MxAccessError."""
+        from mxgateway._rpc import ensure_mxaccess_success
+
+        if not reference:
+            raise ValueError("reference is required (the alarm's full reference)")
+        request = pb.AcknowledgeAlarmRequest(
+            alarm_full_reference=reference,
+            operator_comment=comment,
+            operator_user=operator,
+            client_correlation_id=client_correlation_id,
+        )
+        self._live_channel()
+        reply: pb.AcknowledgeAlarmReply = await call(
+            "AcknowledgeAlarm",
+            lambda: self._stub.AcknowledgeAlarm(
+                request, metadata=self._metadata, timeout=self._timeout(timeout)
+            ),
+        )
+        check_protocol_status(reply, "AcknowledgeAlarm")
+        ensure_mxaccess_success(reply, "AcknowledgeAlarm")
+        return acknowledge_result_from_pb(reply)
+
+
+def _kind_name(kind: int) -> str:
+    try:
+        return pb.MxCommandKind.Name(kind).removeprefix("MX_COMMAND_KIND_")
+    except ValueError:
+        return str(kind)

@@ -1,0 +1,277 @@
+"""GalaxyRepositoryClient: read-only browse of the deployed Galaxy, and deploy watching."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+from google.protobuf.wrappers_pb2 import Int32Value
+
+from mxgateway._base import ClientBase, build_options
+from mxgateway._options import ClientOptions
+from mxgateway._rpc import call, translate_rpc_error
+from mxgateway.generated import galaxy_repository_pb2 as gpb
+from mxgateway.generated import galaxy_repository_pb2_grpc as gpb_grpc
+
+__all__ = ["BrowseNode", "GalaxyRepositoryClient"]
+
+Parent = int | str | None
+"""A parent or root object: a gobject id (int), a tag name (str), or None for the roots.
+A str containing a ``/`` or ``.`` path is still a tag name; pass ``contained_path=`` for paths."""
+
+
+@dataclass(frozen=True, slots=True)
+class BrowseNode:
+    """One object met by ``walk``: the object, its depth (roots are 0) and whether the
+    Galaxy says it has children."""
+
+    object: gpb.GalaxyObject
+    depth: int
+    has_children: bool
+
+
+def _filters(
+    *,
+    category_ids: Sequence[int] | None,
+    template_chain_contains: Sequence[str] | None,
+    tag_name_glob: str | None,
+    include_attributes: bool | None,
+    alarm_bearing_only: bool,
+    historized_only: bool,
+) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "category_ids": list(category_ids or ()),
+        "template_chain_contains": list(template_chain_contains or ()),
+        "tag_name_glob": tag_name_glob or "",
+        "alarm_bearing_only": alarm_bearing_only,
+        "historized_only": historized_only,
+    }
+    if include_attributes is not None:
+        fields["include_attributes"] = include_attributes
+    return fields
+
+
+class GalaxyRepositoryClient(ClientBase):
+    """An async client of the read-only GalaxyRepository service (needs ``metadata:read``).
+
+    Open with ``async with await GalaxyRepositoryClient.connect(endpoint=..., api_key=...)``.
+    """
+
+    def __init__(self, options: ClientOptions) -> None:
+        super().__init__(options)
+        self._stub = gpb_grpc.GalaxyRepositoryStub(self._live_channel())
+
+    @classmethod
+    async def connect(
+        cls,
+        endpoint: str | None = None,
+        *,
+        api_key: str | None = None,
+        plaintext: bool = False,
+        ca_file: str | None = None,
+        server_name_override: str | None = None,
+        timeout: float | None = 30.0,
+        options: ClientOptions | None = None,
+    ) -> GalaxyRepositoryClient:
+        """Open a client for ``endpoint`` (``host:port``); the channel connects lazily."""
+        return cls(
+            build_options(
+                endpoint,
+                options=options,
+                api_key=api_key,
+                plaintext=plaintext,
+                ca_file=ca_file,
+                server_name_override=server_name_override,
+                timeout=timeout,
+            )
+        )
+
+    async def __aenter__(self) -> GalaxyRepositoryClient:
+        return self
+
+    async def _unary(self, name: str, request: Any, timeout: float | None) -> Any:
+        self._live_channel()
+        method = getattr(self._stub, name)
+        return await call(
+            name,
+            lambda: method(request, metadata=self._metadata, timeout=self._timeout(timeout)),
+        )
+
+    async def test_connection(self, *, timeout: float | None = None) -> bool:
+        """True when the gateway can reach the Galaxy Repository database."""
+        reply = await self._unary("TestConnection", gpb.TestConnectionRequest(), timeout)
+        return bool(reply.ok)
+
+    async def get_last_deploy_time(self, *, timeout: float | None = None) -> datetime | None:
+        """The time of the last deploy (aware UTC), or None when the Galaxy has none."""
+        reply = await self._unary("GetLastDeployTime", gpb.GetLastDeployTimeRequest(), timeout)
+        if not reply.present:
+            return None
+        deployed: datetime = reply.time_of_last_deploy.ToDatetime(tzinfo=UTC)
+        return deployed
+
+    async def iter_hierarchy(
+        self,
+        *,
+        root: Parent = None,
+        root_contained_path: str | None = None,
+        max_depth: int | None = None,
+        page_size: int = 0,
+        category_ids: Sequence[int] | None = None,
+        template_chain_contains: Sequence[str] | None = None,
+        tag_name_glob: str | None = None,
+        include_attributes: bool | None = None,
+        alarm_bearing_only: bool = False,
+        historized_only: bool = False,
+        timeout: float | None = None,
+    ) -> AsyncIterator[gpb.GalaxyObject]:
+        """Yield the deployed objects page by page (DiscoverHierarchy).
+
+        Lazy: the next page is requested only once every object of the current page has been
+        consumed, so memory stays bounded by one page.
+        """
+        request = gpb.DiscoverHierarchyRequest(
+            page_size=page_size,
+            **_filters(
+                category_ids=category_ids,
+                template_chain_contains=template_chain_contains,
+                tag_name_glob=tag_name_glob,
+                include_attributes=include_attributes,
+                alarm_bearing_only=alarm_bearing_only,
+                historized_only=historized_only,
+            ),
+        )
+        _set_root(request, "root", root, root_contained_path)
+        if max_depth is not None:
+            request.max_depth.CopyFrom(Int32Value(value=max_depth))
+        while True:
+            reply = await self._unary("DiscoverHierarchy", request, timeout)
+            for obj in reply.objects:
+                yield obj
+            if not reply.next_page_token:
+                return
+            request.page_token = reply.next_page_token
+
+    async def discover_hierarchy(self, **kwargs: Any) -> list[gpb.GalaxyObject]:
+        """Every deployed object (with attributes) in one list; see ``iter_hierarchy`` for the
+        filters, and prefer it for a large Galaxy."""
+        return [obj async for obj in self.iter_hierarchy(**kwargs)]
+
+    async def iter_children(
+        self,
+        parent: Parent = None,
+        *,
+        parent_contained_path: str | None = None,
+        page_size: int = 0,
+        category_ids: Sequence[int] | None = None,
+        template_chain_contains: Sequence[str] | None = None,
+        tag_name_glob: str | None = None,
+        include_attributes: bool | None = None,
+        alarm_bearing_only: bool = False,
+        historized_only: bool = False,
+        timeout: float | None = None,
+    ) -> AsyncIterator[tuple[gpb.GalaxyObject, bool]]:
+        """Yield ``(child, has_children)`` of ``parent`` (None: the roots), page by page."""
+        request = gpb.BrowseChildrenRequest(
+            page_size=page_size,
+            **_filters(
+                category_ids=category_ids,
+                template_chain_contains=template_chain_contains,
+                tag_name_glob=tag_name_glob,
+                include_attributes=include_attributes,
+                alarm_bearing_only=alarm_bearing_only,
+                historized_only=historized_only,
+            ),
+        )
+        _set_root(request, "parent", parent, parent_contained_path)
+        while True:
+            reply = await self._unary("BrowseChildren", request, timeout)
+            flags = list(reply.child_has_children)
+            for index, child in enumerate(reply.children):
+                yield child, (flags[index] if index < len(flags) else False)
+            if not reply.next_page_token:
+                return
+            request.page_token = reply.next_page_token
+
+    async def browse_children(self, parent: Parent = None, **kwargs: Any) -> list[gpb.GalaxyObject]:
+        """The children of ``parent`` (None: the roots) in one list (every page)."""
+        return [child async for child, _ in self.iter_children(parent, **kwargs)]
+
+    async def walk(
+        self,
+        parent: Parent = None,
+        *,
+        max_depth: int | None = None,
+        include_attributes: bool | None = False,
+        timeout: float | None = None,
+    ) -> AsyncIterator[BrowseNode]:
+        """Walk the tree depth-first from ``parent`` (None: the roots), lazily.
+
+        Children of a node are requested only when the walk reaches them, and only for nodes
+        that have children; ``max_depth`` (0 = only the first level) bounds the descent.
+        """
+        stack: list[AsyncIterator[tuple[gpb.GalaxyObject, bool]]] = [
+            self.iter_children(parent, include_attributes=include_attributes, timeout=timeout)
+        ]
+        try:
+            while stack:
+                try:
+                    child, has_children = await anext(stack[-1])
+                except StopAsyncIteration:
+                    stack.pop()
+                    continue
+                depth = len(stack) - 1
+                yield BrowseNode(child, depth, has_children)
+                if has_children and (max_depth is None or depth < max_depth):
+                    stack.append(
+                        self.iter_children(
+                            child.gobject_id,
+                            include_attributes=include_attributes,
+                            timeout=timeout,
+                        )
+                    )
+        finally:
+            for iterator in stack:
+                await iterator.aclose()  # type: ignore[attr-defined]
+
+    async def watch_deploy_events(
+        self, *, last_seen_deploy_time: datetime | None = None
+    ) -> AsyncIterator[gpb.DeployEvent]:
+        """Follow Galaxy deploys: the current state first (unless ``last_seen_deploy_time``
+        equals it), then one DeployEvent per deploy. A gap in ``sequence`` means events were
+        dropped. Breaking out, ``aclose()`` or cancelling the task closes the stream."""
+        request = gpb.WatchDeployEventsRequest()
+        if last_seen_deploy_time is not None:
+            if last_seen_deploy_time.tzinfo is None:
+                raise ValueError("last_seen_deploy_time must be timezone-aware")
+            ts = Timestamp()
+            ts.FromDatetime(last_seen_deploy_time)
+            request.last_seen_deploy_time.CopyFrom(ts)
+        self._live_channel()
+        stream = self._stub.WatchDeployEvents(request, metadata=self._metadata)
+        try:
+            async for event in stream:
+                yield event
+        except grpc.aio.AioRpcError as error:
+            raise translate_rpc_error(error, "WatchDeployEvents") from None
+        finally:
+            stream.cancel()
+
+
+def _set_root(request: Any, prefix: str, node: Parent, contained_path: str | None) -> None:
+    if node is not None and contained_path is not None:
+        raise ValueError(f"give either the {prefix} object or {prefix}_contained_path, not both")
+    if contained_path is not None:
+        setattr(request, f"{prefix}_contained_path", contained_path)
+    elif isinstance(node, bool):
+        raise TypeError(f"{prefix} must be a gobject id (int) or a tag name (str)")
+    elif isinstance(node, int):
+        setattr(request, f"{prefix}_gobject_id", node)
+    elif isinstance(node, str):
+        setattr(request, f"{prefix}_tag_name", node)
+    elif node is not None:
+        raise TypeError(f"{prefix} must be a gobject id (int) or a tag name (str)")

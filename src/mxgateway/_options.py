@@ -1,0 +1,85 @@
+"""Client configuration: a frozen, validated dataclass whose repr never shows the API key."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+
+__all__ = ["DEFAULT_MAX_MESSAGE_BYTES", "ClientOptions", "mask_api_key"]
+
+# The gateway's own limit both ways; clients raise theirs to match (contract.md).
+DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+
+_KEY_SHAPE = re.compile(r"^mxgw_([A-Za-z0-9-]+)_.+$")
+
+
+def mask_api_key(api_key: str | None) -> str | None:
+    """A printable stand-in for an API key: its key id when it has the usual shape, never the
+    secret (``mxgw_<keyId>_***``), else ``***``."""
+    if api_key is None:
+        return None
+    match = _KEY_SHAPE.match(api_key)
+    if match:
+        return f"mxgw_{match.group(1)}_***"
+    return "***"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ClientOptions:
+    """How to reach a gateway.
+
+    TLS is the default (system roots, or ``ca_file``); ``plaintext=True`` is needed for an
+    unencrypted channel, and there is no implicit localhost downgrade. ``timeout`` is the
+    default deadline in seconds of unary calls (None: no deadline). ``api_key`` is sent as
+    ``authorization: Bearer <key>`` on every call and stream and is masked in every repr.
+    """
+
+    endpoint: str
+    api_key: str | None = dataclasses.field(default=None, repr=False)
+    plaintext: bool = False
+    ca_file: str | None = None
+    server_name_override: str | None = None
+    timeout: float | None = 30.0
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    keepalive_seconds: float | None = 30.0
+
+    def __post_init__(self) -> None:
+        endpoint = self.endpoint
+        if not isinstance(endpoint, str) or not endpoint.strip():
+            raise ValueError("endpoint must be a non-empty 'host:port' string")
+        if any(ch.isspace() for ch in endpoint):
+            raise ValueError(f"endpoint {endpoint!r} contains white space")
+        if self.api_key is not None:
+            if not isinstance(self.api_key, str) or not self.api_key:
+                raise ValueError("api_key must be a non-empty string (or None)")
+            if any(ch.isspace() or ord(ch) < 0x20 for ch in self.api_key):
+                # Never echo the key itself in the message.
+                raise ValueError("api_key contains white space or control characters")
+        if self.plaintext and (self.ca_file or self.server_name_override):
+            raise ValueError("ca_file and server_name_override need TLS; drop plaintext=True")
+        if self.ca_file is not None and not Path(self.ca_file).is_file():
+            raise ValueError(f"ca_file {self.ca_file!r} does not exist")
+        if self.timeout is not None and not self.timeout > 0:
+            raise ValueError(f"timeout must be positive seconds or None, not {self.timeout!r}")
+        if not isinstance(self.max_message_bytes, int) or self.max_message_bytes <= 0:
+            raise ValueError("max_message_bytes must be a positive int")
+        if self.keepalive_seconds is not None and not self.keepalive_seconds > 0:
+            raise ValueError("keepalive_seconds must be positive seconds or None")
+
+    def __repr__(self) -> str:
+        fields = ", ".join(
+            f"{f.name}={getattr(self, f.name)!r}"
+            for f in dataclasses.fields(self)
+            if f.name != "api_key"
+        )
+        return f"ClientOptions({fields}, api_key={mask_api_key(self.api_key)!r})"
+
+    __str__ = __repr__
+
+    @property
+    def metadata(self) -> tuple[tuple[str, str], ...]:
+        """The call metadata: the authorization header when an API key is set."""
+        if self.api_key is None:
+            return ()
+        return (("authorization", f"Bearer {self.api_key}"),)

@@ -1,0 +1,699 @@
+"""Session: one typed method per MXAccess command, the bulk family, and event streams."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterable, Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, cast
+
+from mxgateway import _codec
+from mxgateway._errors import MxGatewayRequestTooLargeError
+from mxgateway._events import EventPath, stream_event_batches
+from mxgateway._pbconvert import event_from_pb
+from mxgateway._rpc import ensure_mxaccess_success
+from mxgateway.generated import mxaccess_gateway_pb2 as pb
+from mxgateway.types import MxDataType, MxEvent
+
+if TYPE_CHECKING:
+    from mxgateway._client import GatewayClient
+
+__all__ = ["Session"]
+
+logger = logging.getLogger("mxgateway")
+
+_INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
+
+
+def _handle(name: str, value: int) -> int:
+    # Handles are int32 on the wire: reject what protobuf would otherwise raise on deep inside.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if not _INT32_MIN <= value <= _INT32_MAX:
+        raise ValueError(f"{name} {value} is outside int32")
+    return value
+
+
+def _value(value: Any, data_type: MxDataType | int | None) -> pb.MxValue:
+    # The codec validates (nan/inf, ranges, types) before anything is sent.
+    return pb.MxValue.FromString(_codec.impl.to_mx_value(value, data_type))
+
+
+def _timestamp(when: datetime) -> Any:
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    if when.tzinfo is None:
+        raise ValueError("timestamp must be timezone-aware (e.g. datetime.now(timezone.utc))")
+    ts = Timestamp()
+    ts.FromDatetime(when)
+    return ts
+
+
+class Session:
+    """A gateway session: MXAccess commands and its event stream.
+
+    Typed methods raise ``MxAccessError`` (with hresult, every status and the raw reply) when
+    MXAccess reports a failure; ``invoke_raw`` only raises for protocol failures. Bulk methods
+    never raise for a failing entry: each result carries ``was_successful``.
+    Use as ``async with await client.open_session(...) as session:`` or call ``close()``.
+    """
+
+    def __init__(self, client: GatewayClient, reply: pb.OpenSessionReply) -> None:
+        self._client = client
+        self._open_reply = reply
+        self._closed = False
+        self.event_path: EventPath | None = None
+        """Which stream the last ``stream_event_batches`` used: "batches" or "single"."""
+
+    # -- identity ----------------------------------------------------------------------------
+
+    @property
+    def session_id(self) -> str:
+        """The gateway's id of this session."""
+        return self._open_reply.session_id
+
+    @property
+    def backend_name(self) -> str:
+        """The backend (worker) the gateway bound this session to."""
+        return self._open_reply.backend_name
+
+    @property
+    def capabilities(self) -> tuple[str, ...]:
+        """Capabilities the gateway announced for this session."""
+        return tuple(self._open_reply.capabilities)
+
+    @property
+    def open_reply(self) -> pb.OpenSessionReply:
+        """The generated OpenSessionReply."""
+        return self._open_reply
+
+    @property
+    def closed(self) -> bool:
+        """True once ``close()`` was called."""
+        return self._closed
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<Session {self.session_id} {state} on {self._client.options.endpoint}>"
+
+    async def __aenter__(self) -> Session:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> pb.CloseSessionReply | None:
+        """Close the session on the gateway (idempotent; the second call does nothing)."""
+        if self._closed:
+            return None
+        self._closed = True
+        return await self._client.close_session(self.session_id)
+
+    # -- invoke ------------------------------------------------------------------------------
+
+    async def invoke_raw(
+        self,
+        command: pb.MxCommand,
+        *,
+        client_correlation_id: str = "",
+        timeout: float | None = None,
+    ) -> pb.MxCommandReply:
+        """Invoke a command; raise only for protocol failures (see GatewayClient.invoke_raw)."""
+        return await self._client.invoke_raw(
+            self.session_id,
+            command,
+            client_correlation_id=client_correlation_id,
+            timeout=timeout,
+        )
+
+    async def invoke(
+        self,
+        command: pb.MxCommand,
+        *,
+        client_correlation_id: str = "",
+        timeout: float | None = None,
+    ) -> pb.MxCommandReply:
+        """Invoke a command and raise MxAccessError when MXAccess reports a failure."""
+        reply = await self.invoke_raw(
+            command, client_correlation_id=client_correlation_id, timeout=timeout
+        )
+        ensure_mxaccess_success(reply, f"Invoke({_arm_kind(command)})")
+        return reply
+
+    async def _run(self, arm: str, payload: Any, timeout: float | None = None) -> pb.MxCommandReply:
+        command = pb.MxCommand(kind=_KIND_BY_ARM[arm], **{arm: payload})
+        return await self.invoke(command, timeout=timeout)
+
+    async def _bulk(self, arm: str, payload: Any, timeout: float | None) -> pb.MxCommandReply:
+        command = pb.MxCommand(kind=_KIND_BY_ARM[arm], **{arm: payload})
+        _check_size(command, self._client.options.max_message_bytes)
+        # Per-entry failures stay in the results; only a whole-call failure raises.
+        return await self.invoke(command, timeout=timeout)
+
+    # -- MXAccess commands -------------------------------------------------------------------
+
+    async def register(self, client_name: str) -> int:
+        """Register with MXAccess; returns the server handle."""
+        reply = await self._run("register", pb.RegisterCommand(client_name=client_name))
+        return reply.register.server_handle
+
+    async def unregister(self, server_handle: int) -> None:
+        """Unregister a server handle."""
+        await self._run(
+            "unregister",
+            pb.UnregisterCommand(server_handle=_handle("server_handle", server_handle)),
+        )
+
+    async def add_item(self, server_handle: int, item_definition: str) -> int:
+        """Add an item (``Tag.Attribute``); returns its item handle."""
+        reply = await self._run(
+            "add_item",
+            pb.AddItemCommand(
+                server_handle=_handle("server_handle", server_handle),
+                item_definition=item_definition,
+            ),
+        )
+        return reply.item_handle.item_handle
+
+    async def add_item2(self, server_handle: int, item_definition: str, item_context: str) -> int:
+        """Add an item with a context (AddItem2); returns its item handle."""
+        reply = await self._run(
+            "add_item2",
+            pb.AddItem2Command(
+                server_handle=_handle("server_handle", server_handle),
+                item_definition=item_definition,
+                item_context=item_context,
+            ),
+        )
+        return reply.item_handle.item_handle
+
+    async def add_buffered_item(
+        self, server_handle: int, item_definition: str, item_context: str = ""
+    ) -> int:
+        """Add a buffered item (ON_BUFFERED_DATA_CHANGE with samples); returns its handle."""
+        reply = await self._run(
+            "add_buffered_item",
+            pb.AddBufferedItemCommand(
+                server_handle=_handle("server_handle", server_handle),
+                item_definition=item_definition,
+                item_context=item_context,
+            ),
+        )
+        return reply.item_handle.item_handle
+
+    async def _item_command(self, arm: str, message: Any, server_handle: int, item: int) -> None:
+        await self._run(
+            arm,
+            message(
+                server_handle=_handle("server_handle", server_handle),
+                item_handle=_handle("item_handle", item),
+            ),
+        )
+
+    async def remove_item(self, server_handle: int, item_handle: int) -> None:
+        """Remove an item."""
+        await self._item_command("remove_item", pb.RemoveItemCommand, server_handle, item_handle)
+
+    async def advise(self, server_handle: int, item_handle: int) -> None:
+        """Advise an item: its changes arrive as ON_DATA_CHANGE events."""
+        await self._item_command("advise", pb.AdviseCommand, server_handle, item_handle)
+
+    async def advise_supervisory(self, server_handle: int, item_handle: int) -> None:
+        """Advise an item supervisory (writes without operator security)."""
+        await self._item_command(
+            "advise_supervisory", pb.AdviseSupervisoryCommand, server_handle, item_handle
+        )
+
+    async def un_advise(self, server_handle: int, item_handle: int) -> None:
+        """Stop events of an item."""
+        await self._item_command("un_advise", pb.UnAdviseCommand, server_handle, item_handle)
+
+    unadvise = un_advise
+
+    async def suspend(self, server_handle: int, item_handle: int) -> None:
+        """Suspend an advised item's updates."""
+        await self._item_command("suspend", pb.SuspendCommand, server_handle, item_handle)
+
+    async def activate(self, server_handle: int, item_handle: int) -> None:
+        """Resume a suspended item's updates."""
+        await self._item_command("activate", pb.ActivateCommand, server_handle, item_handle)
+
+    async def set_buffered_update_interval(
+        self, server_handle: int, update_interval_ms: int
+    ) -> None:
+        """Set the update interval of buffered items, in milliseconds."""
+        await self._run(
+            "set_buffered_update_interval",
+            pb.SetBufferedUpdateIntervalCommand(
+                server_handle=_handle("server_handle", server_handle),
+                update_interval_ms=_handle("update_interval_ms", update_interval_ms),
+            ),
+        )
+
+    async def write(
+        self,
+        server_handle: int,
+        item_handle: int,
+        value: Any,
+        *,
+        data_type: MxDataType | int | None = None,
+        user_id: int = 0,
+    ) -> None:
+        """Write a value (the item must be advised); the outcome arrives as ON_WRITE_COMPLETE.
+
+        The value is converted by ``to_mx_value``: nan/inf and values that do not fit raise
+        ValueError before anything is sent.
+        """
+        await self._run(
+            "write",
+            pb.WriteCommand(
+                server_handle=_handle("server_handle", server_handle),
+                item_handle=_handle("item_handle", item_handle),
+                value=_value(value, data_type),
+                user_id=_handle("user_id", user_id),
+            ),
+        )
+
+    async def write2(
+        self,
+        server_handle: int,
+        item_handle: int,
+        value: Any,
+        timestamp: datetime,
+        *,
+        data_type: MxDataType | int | None = None,
+        user_id: int = 0,
+    ) -> None:
+        """Write a value with its timestamp (Write2)."""
+        await self._run(
+            "write2",
+            pb.Write2Command(
+                server_handle=_handle("server_handle", server_handle),
+                item_handle=_handle("item_handle", item_handle),
+                value=_value(value, data_type),
+                timestamp_value=_timestamp(timestamp),
+                user_id=_handle("user_id", user_id),
+            ),
+        )
+
+    async def write_secured(
+        self,
+        server_handle: int,
+        item_handle: int,
+        value: Any,
+        *,
+        current_user_id: int,
+        verifier_user_id: int = 0,
+        data_type: MxDataType | int | None = None,
+    ) -> None:
+        """Write a secured or verified attribute with authenticated user ids."""
+        await self._run(
+            "write_secured",
+            pb.WriteSecuredCommand(
+                server_handle=_handle("server_handle", server_handle),
+                item_handle=_handle("item_handle", item_handle),
+                current_user_id=_handle("current_user_id", current_user_id),
+                verifier_user_id=_handle("verifier_user_id", verifier_user_id),
+                value=_value(value, data_type),
+            ),
+        )
+
+    async def write_secured2(
+        self,
+        server_handle: int,
+        item_handle: int,
+        value: Any,
+        timestamp: datetime,
+        *,
+        current_user_id: int,
+        verifier_user_id: int = 0,
+        data_type: MxDataType | int | None = None,
+    ) -> None:
+        """Secured write with a timestamp (WriteSecured2)."""
+        await self._run(
+            "write_secured2",
+            pb.WriteSecured2Command(
+                server_handle=_handle("server_handle", server_handle),
+                item_handle=_handle("item_handle", item_handle),
+                current_user_id=_handle("current_user_id", current_user_id),
+                verifier_user_id=_handle("verifier_user_id", verifier_user_id),
+                value=_value(value, data_type),
+                timestamp_value=_timestamp(timestamp),
+            ),
+        )
+
+    async def authenticate_user(self, server_handle: int, user_name: str, password: str) -> int:
+        """Authenticate an ArchestrA user; returns the user id for secured writes.
+
+        The password is sent once and never logged, printed or kept.
+        """
+        reply = await self._run(
+            "authenticate_user",
+            pb.AuthenticateUserCommand(
+                server_handle=_handle("server_handle", server_handle),
+                user_name=user_name,
+                password=password,
+            ),
+        )
+        return reply.user_id.user_id
+
+    async def archestra_user_to_id(self, server_handle: int, user_guid: str) -> int:
+        """The user id of an ArchestrA user GUID."""
+        reply = await self._run(
+            "archestra_user_to_id",
+            pb.ArchestraUserToIdCommand(
+                server_handle=_handle("server_handle", server_handle), user_guid=user_guid
+            ),
+        )
+        return reply.user_id.user_id
+
+    async def drain_events(self, max_events: int = 0) -> list[MxEvent]:
+        """Take up to ``max_events`` queued events (0: the gateway's default) as structs."""
+        if max_events < 0:
+            raise ValueError("max_events must be >= 0")
+        reply = await self._run("drain_events", pb.DrainEventsCommand(max_events=max_events))
+        return [event_from_pb(event) for event in reply.drain_events.events]
+
+    # -- bulk family -------------------------------------------------------------------------
+
+    async def add_item_bulk(
+        self, server_handle: int, tag_addresses: Sequence[str], *, timeout: float | None = None
+    ) -> list[pb.SubscribeResult]:
+        """AddItem for many tags in one round trip; failures stay in the results."""
+        reply = await self._bulk(
+            "add_item_bulk",
+            pb.AddItemBulkCommand(
+                server_handle=_handle("server_handle", server_handle),
+                tag_addresses=_strings(tag_addresses),
+            ),
+            timeout,
+        )
+        return list(reply.bulk_subscribe.results)
+
+    async def _handles_bulk(
+        self, arm: str, message: Any, server_handle: int, handles: Sequence[int], timeout: Any
+    ) -> list[pb.SubscribeResult]:
+        reply = await self._bulk(
+            arm,
+            message(
+                server_handle=_handle("server_handle", server_handle),
+                item_handles=[_handle("item_handle", h) for h in handles],
+            ),
+            timeout,
+        )
+        return list(reply.bulk_subscribe.results)
+
+    async def advise_item_bulk(
+        self, server_handle: int, item_handles: Sequence[int], *, timeout: float | None = None
+    ) -> list[pb.SubscribeResult]:
+        """Advise many items in one round trip."""
+        return await self._handles_bulk(
+            "advise_item_bulk", pb.AdviseItemBulkCommand, server_handle, item_handles, timeout
+        )
+
+    async def remove_item_bulk(
+        self, server_handle: int, item_handles: Sequence[int], *, timeout: float | None = None
+    ) -> list[pb.SubscribeResult]:
+        """Remove many items in one round trip."""
+        return await self._handles_bulk(
+            "remove_item_bulk", pb.RemoveItemBulkCommand, server_handle, item_handles, timeout
+        )
+
+    async def unadvise_item_bulk(
+        self, server_handle: int, item_handles: Sequence[int], *, timeout: float | None = None
+    ) -> list[pb.SubscribeResult]:
+        """UnAdvise many items in one round trip."""
+        return await self._handles_bulk(
+            "un_advise_item_bulk", pb.UnAdviseItemBulkCommand, server_handle, item_handles, timeout
+        )
+
+    async def subscribe_bulk(
+        self,
+        server_handle: int,
+        tag_addresses: Sequence[str],
+        *,
+        supervisory: bool = False,
+        buffered_update_interval_ms: int = 0,
+        timeout: float | None = None,
+    ) -> list[pb.SubscribeResult]:
+        """AddItem + Advise for many tags in one round trip."""
+        reply = await self._bulk(
+            "subscribe_bulk",
+            pb.SubscribeBulkCommand(
+                server_handle=_handle("server_handle", server_handle),
+                tag_addresses=_strings(tag_addresses),
+                supervisory=supervisory,
+                buffered_update_interval_ms=_handle(
+                    "buffered_update_interval_ms", buffered_update_interval_ms
+                ),
+            ),
+            timeout,
+        )
+        return list(reply.bulk_subscribe.results)
+
+    async def unsubscribe_bulk(
+        self, server_handle: int, item_handles: Sequence[int], *, timeout: float | None = None
+    ) -> list[pb.SubscribeResult]:
+        """UnAdvise + RemoveItem for many items in one round trip."""
+        return await self._handles_bulk(
+            "unsubscribe_bulk", pb.UnsubscribeBulkCommand, server_handle, item_handles, timeout
+        )
+
+    async def write_bulk(
+        self,
+        server_handle: int,
+        entries: Iterable[tuple[int, Any]],
+        *,
+        data_type: MxDataType | int | None = None,
+        user_id: int = 0,
+        timeout: float | None = None,
+    ) -> list[pb.BulkWriteResult]:
+        """Write many ``(item_handle, value)`` pairs in one round trip.
+
+        Every value is converted first; one bad value raises ValueError and nothing is sent.
+        """
+        uid = _handle("user_id", user_id)
+        items = [
+            pb.WriteBulkEntry(
+                item_handle=_handle("item_handle", h), value=_value(v, data_type), user_id=uid
+            )
+            for h, v in entries
+        ]
+        reply = await self._bulk(
+            "write_bulk",
+            pb.WriteBulkCommand(
+                server_handle=_handle("server_handle", server_handle), entries=items
+            ),
+            timeout,
+        )
+        return list(reply.bulk_write.results)
+
+    async def write2_bulk(
+        self,
+        server_handle: int,
+        entries: Iterable[tuple[int, Any, datetime]],
+        *,
+        data_type: MxDataType | int | None = None,
+        user_id: int = 0,
+        timeout: float | None = None,
+    ) -> list[pb.BulkWriteResult]:
+        """Write many ``(item_handle, value, timestamp)`` triples in one round trip."""
+        uid = _handle("user_id", user_id)
+        items = [
+            pb.Write2BulkEntry(
+                item_handle=_handle("item_handle", h),
+                value=_value(v, data_type),
+                timestamp_value=_timestamp(ts),
+                user_id=uid,
+            )
+            for h, v, ts in entries
+        ]
+        reply = await self._bulk(
+            "write2_bulk",
+            pb.Write2BulkCommand(
+                server_handle=_handle("server_handle", server_handle), entries=items
+            ),
+            timeout,
+        )
+        return list(reply.bulk_write.results)
+
+    async def write_secured_bulk(
+        self,
+        server_handle: int,
+        entries: Iterable[tuple[int, Any]],
+        *,
+        current_user_id: int,
+        verifier_user_id: int = 0,
+        data_type: MxDataType | int | None = None,
+        timeout: float | None = None,
+    ) -> list[pb.BulkWriteResult]:
+        """Secured writes of many ``(item_handle, value)`` pairs in one round trip."""
+        current = _handle("current_user_id", current_user_id)
+        verifier = _handle("verifier_user_id", verifier_user_id)
+        items = [
+            pb.WriteSecuredBulkEntry(
+                item_handle=_handle("item_handle", h),
+                value=_value(v, data_type),
+                current_user_id=current,
+                verifier_user_id=verifier,
+            )
+            for h, v in entries
+        ]
+        reply = await self._bulk(
+            "write_secured_bulk",
+            pb.WriteSecuredBulkCommand(
+                server_handle=_handle("server_handle", server_handle), entries=items
+            ),
+            timeout,
+        )
+        return list(reply.bulk_write.results)
+
+    async def write_secured2_bulk(
+        self,
+        server_handle: int,
+        entries: Iterable[tuple[int, Any, datetime]],
+        *,
+        current_user_id: int,
+        verifier_user_id: int = 0,
+        data_type: MxDataType | int | None = None,
+        timeout: float | None = None,
+    ) -> list[pb.BulkWriteResult]:
+        """Secured writes of many ``(item_handle, value, timestamp)`` in one round trip."""
+        current = _handle("current_user_id", current_user_id)
+        verifier = _handle("verifier_user_id", verifier_user_id)
+        items = [
+            pb.WriteSecured2BulkEntry(
+                item_handle=_handle("item_handle", h),
+                value=_value(v, data_type),
+                timestamp_value=_timestamp(ts),
+                current_user_id=current,
+                verifier_user_id=verifier,
+            )
+            for h, v, ts in entries
+        ]
+        reply = await self._bulk(
+            "write_secured2_bulk",
+            pb.WriteSecured2BulkCommand(
+                server_handle=_handle("server_handle", server_handle), entries=items
+            ),
+            timeout,
+        )
+        return list(reply.bulk_write.results)
+
+    async def read_bulk(
+        self,
+        server_handle: int,
+        tag_addresses: Sequence[str],
+        *,
+        timeout_ms: int = 0,
+        timeout: float | None = None,
+    ) -> list[pb.BulkReadResult]:
+        """Read many tags in one round trip (``timeout_ms`` per tag, 0 = worker default).
+
+        An already advised tag returns its cached value (``was_cached``) without touching the
+        subscription.
+        """
+        reply = await self._bulk(
+            "read_bulk",
+            pb.ReadBulkCommand(
+                server_handle=_handle("server_handle", server_handle),
+                tag_addresses=_strings(tag_addresses),
+                timeout_ms=_handle("timeout_ms", timeout_ms),
+            ),
+            timeout,
+        )
+        return list(reply.bulk_read.results)
+
+    # -- events ------------------------------------------------------------------------------
+
+    async def stream_events(
+        self,
+        *,
+        after_worker_sequence: int = 0,
+        resume: bool = True,
+        retry_budget_s: float = 30.0,
+    ) -> AsyncIterator[MxEvent]:
+        """Events of this session as ``MxEvent`` structs, one gRPC message each.
+
+        With ``resume`` (the default) a broken connection is retried with backoff, resuming
+        after the last sequence seen, so nothing is lost or doubled; a ReplayGap (events older
+        than the gateway kept) arrives as an event whose ``replay_gap`` is set. After
+        ``retry_budget_s`` without success it raises MxGatewayStreamLostError. Breaking out,
+        ``aclose()`` or cancelling the task cancels the call.
+        """
+        async for batch in stream_event_batches(
+            self._client,
+            self.session_id,
+            path="single",
+            after_worker_sequence=after_worker_sequence,
+            resume=resume,
+            retry_budget_s=retry_budget_s,
+            closed=lambda: self._closed,
+        ):
+            for event in batch:
+                yield event
+
+    async def stream_event_batches(
+        self,
+        *,
+        max_batch_events: int = 0,
+        after_worker_sequence: int = 0,
+        resume: bool = True,
+        retry_budget_s: float = 30.0,
+    ) -> AsyncIterator[list[MxEvent]]:
+        """Events as lists from StreamEventBatches (many per message, no per-event await).
+
+        Falls back to StreamEvents (lists of one) when the gateway answers UNIMPLEMENTED;
+        ``event_path`` says which is in use. Resume semantics as ``stream_events``.
+        """
+
+        def on_path(path: EventPath) -> None:
+            if self.event_path != path:
+                logger.info("session %s events via %s", self.session_id, path)
+            self.event_path = path
+
+        async for batch in stream_event_batches(
+            self._client,
+            self.session_id,
+            path="batches",
+            max_batch_events=max_batch_events,
+            after_worker_sequence=after_worker_sequence,
+            resume=resume,
+            retry_budget_s=retry_budget_s,
+            on_path=on_path,
+            closed=lambda: self._closed,
+        ):
+            yield batch
+
+
+_KIND_BY_ARM: dict[str, pb.MxCommandKind] = {
+    arm: cast(pb.MxCommandKind, pb.MxCommandKind.Value("MX_COMMAND_KIND_" + arm.upper()))
+    for arm in (f.name for f in pb.MxCommand.DESCRIPTOR.oneofs_by_name["payload"].fields)
+}
+
+
+def _arm_kind(command: pb.MxCommand) -> str:
+    arm = command.WhichOneof("payload")
+    return arm.upper() if arm else str(command.kind)
+
+
+def _strings(values: Sequence[str]) -> list[str]:
+    if isinstance(values, str):
+        raise TypeError("expected a sequence of tag addresses, not one string")
+    return list(values)
+
+
+def _check_size(command: pb.MxCommand, limit: int) -> None:
+    size = command.ByteSize()
+    # A little headroom for the request envelope (session id, correlation id).
+    if size > limit - 1024:
+        raise MxGatewayRequestTooLargeError(
+            f"{_arm_kind(command)} is {size} bytes, over the {limit}-byte message limit; "
+            "nothing was sent: split it into smaller bulks"
+        )

@@ -1,0 +1,73 @@
+"""ClientOptions: validation, TLS by default, and the API key masked everywhere."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from mxgateway import ClientOptions, GatewayClient
+
+KEY = "mxgw_ops42_VerySecretPart"
+
+
+def test_repr_masks_key_pinned() -> None:
+    options = ClientOptions(endpoint="gw:5001", api_key=KEY)
+    text = repr(options)
+    assert "VerySecretPart" not in text
+    assert "api_key='mxgw_ops42_***'" in text
+    assert str(options) == text
+
+
+def test_repr_masks_key_of_unusual_shape() -> None:
+    options = ClientOptions(endpoint="gw:5001", api_key="plainsecret")
+    assert "plainsecret" not in repr(options)
+    assert "api_key='***'" in repr(options)
+
+
+def test_tls_is_default() -> None:
+    assert ClientOptions(endpoint="gw:5001").plaintext is False
+
+
+def test_metadata_carries_bearer() -> None:
+    options = ClientOptions(endpoint="gw:5001", api_key=KEY)
+    assert options.metadata == (("authorization", f"Bearer {KEY}"),)
+    assert ClientOptions(endpoint="gw:5001").metadata == ()
+
+
+def test_frozen() -> None:
+    options = ClientOptions(endpoint="gw:5001")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        options.plaintext = True  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"endpoint": ""}, "endpoint"),
+        ({"endpoint": "a b:1"}, "white space"),
+        ({"endpoint": "gw:1", "timeout": 0}, "timeout"),
+        ({"endpoint": "gw:1", "timeout": -1.0}, "timeout"),
+        ({"endpoint": "gw:1", "plaintext": True, "server_name_override": "x"}, "TLS"),
+        ({"endpoint": "gw:1", "ca_file": "/no/such/ca.pem"}, "does not exist"),
+        ({"endpoint": "gw:1", "max_message_bytes": 0}, "max_message_bytes"),
+        ({"endpoint": "gw:1", "api_key": ""}, "api_key"),
+    ],
+)
+def test_validation(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        ClientOptions(**kwargs)  # type: ignore[arg-type]
+
+
+def test_bad_key_error_does_not_echo_key() -> None:
+    with pytest.raises(ValueError) as info:
+        ClientOptions(endpoint="gw:1", api_key="mxgw_a_secret with space")
+    assert "secret" not in str(info.value).replace("api_key", "")
+
+
+async def test_client_repr_masks_key() -> None:
+    async with await GatewayClient.connect(
+        endpoint="127.0.0.1:9", api_key=KEY, plaintext=True
+    ) as c:
+        assert "VerySecretPart" not in repr(c)
+        assert "mxgw_ops42_***" in repr(c)
