@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from types import TracebackType
-from typing import Any
+from typing import Self
 
 import grpc
 
@@ -85,7 +85,37 @@ class ClientBase:
         if channel is not None:
             await channel.close()
 
-    async def __aenter__(self) -> Any:
+    @classmethod
+    async def connect(
+        cls,
+        endpoint: str | None = None,
+        *,
+        api_key: str | None = None,
+        plaintext: bool = False,
+        ca_file: str | None = None,
+        server_name_override: str | None = None,
+        timeout: float | None = 30.0,
+        options: ClientOptions | None = None,
+    ) -> Self:
+        """Open a client for ``endpoint`` (``host:port``); the channel connects lazily.
+
+        Use as ``async with await Client.connect(endpoint=..., api_key=...) as client:``.
+        TLS is the default; pass ``plaintext=True`` for an unencrypted channel, ``ca_file``
+        for a private CA, or a ready ``options=ClientOptions(...)`` instead of the keywords.
+        """
+        return cls(
+            build_options(
+                endpoint,
+                options=options,
+                api_key=api_key,
+                plaintext=plaintext,
+                ca_file=ca_file,
+                server_name_override=server_name_override,
+                timeout=timeout,
+            )
+        )
+
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import grpc
 
 from mxgateway._alarm_feed import AlarmFeedItem, acknowledge_result_from_pb, feed_item_from_pb
-from mxgateway._base import ClientBase, build_options
+from mxgateway._base import ClientBase
 from mxgateway._options import ClientOptions
 from mxgateway._rpc import call, check_protocol_status, translate_rpc_error
 from mxgateway.generated import mxaccess_gateway_pb2 as pb
@@ -51,34 +51,6 @@ class GatewayClient(ClientBase):
                 response_deserializer=None,
             )
         )
-
-    @classmethod
-    async def connect(
-        cls,
-        endpoint: str | None = None,
-        *,
-        api_key: str | None = None,
-        plaintext: bool = False,
-        ca_file: str | None = None,
-        server_name_override: str | None = None,
-        timeout: float | None = 30.0,
-        options: ClientOptions | None = None,
-    ) -> GatewayClient:
-        """Open a client for ``endpoint`` (``host:port``); the channel connects lazily."""
-        return cls(
-            build_options(
-                endpoint,
-                options=options,
-                api_key=api_key,
-                plaintext=plaintext,
-                ca_file=ca_file,
-                server_name_override=server_name_override,
-                timeout=timeout,
-            )
-        )
-
-    async def __aenter__(self) -> GatewayClient:
-        return self
 
     # -- sessions ----------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from google.protobuf.wrappers_pb2 import Int32Value
 
-from mxgateway._base import ClientBase, build_options
+from mxgateway._base import ClientBase
 from mxgateway._options import ClientOptions
 from mxgateway._rpc import call, translate_rpc_error
 from mxgateway.generated import galaxy_repository_pb2 as gpb
@@ -64,34 +64,6 @@ class GalaxyRepositoryClient(ClientBase):
     def __init__(self, options: ClientOptions) -> None:
         super().__init__(options)
         self._stub = gpb_grpc.GalaxyRepositoryStub(self._live_channel())
-
-    @classmethod
-    async def connect(
-        cls,
-        endpoint: str | None = None,
-        *,
-        api_key: str | None = None,
-        plaintext: bool = False,
-        ca_file: str | None = None,
-        server_name_override: str | None = None,
-        timeout: float | None = 30.0,
-        options: ClientOptions | None = None,
-    ) -> GalaxyRepositoryClient:
-        """Open a client for ``endpoint`` (``host:port``); the channel connects lazily."""
-        return cls(
-            build_options(
-                endpoint,
-                options=options,
-                api_key=api_key,
-                plaintext=plaintext,
-                ca_file=ca_file,
-                server_name_override=server_name_override,
-                timeout=timeout,
-            )
-        )
-
-    async def __aenter__(self) -> GalaxyRepositoryClient:
-        return self
 
     async def _unary(self, name: str, request: Any, timeout: float | None) -> Any:
         self._live_channel()
