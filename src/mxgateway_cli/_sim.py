@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mxgateway_cli._exit_codes import EXIT_OK, UsageError
 from mxgateway_cli._output import emit_json
 
 if TYPE_CHECKING:
@@ -24,13 +25,6 @@ if TYPE_CHECKING:
 # mxgateway.sim is imported when the command runs, so other commands start fast.
 
 __all__ = ["add_sim_parser", "cmd_sim"]
-
-EXIT_OK = 0
-EXIT_USAGE = 2
-
-
-class UsageError(Exception):
-    """A bad flag value (exit code 2); the message never contains a key."""
 
 
 def add_sim_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -171,14 +165,14 @@ async def _serve(config: SimConfig) -> None:
 
 
 def cmd_sim(args: argparse.Namespace) -> int:
-    """Run the simulator until SIGINT/SIGTERM; 0 on a clean stop, 2 on a usage error."""
+    """Run the simulator until SIGINT/SIGTERM; 0 on a clean stop.
+
+    A bad flag raises UsageError (exit 2) and a failure to listen OSError (exit 3); ``main``
+    reports them.
+    """
     import mxgateway
 
-    try:
-        config = build_config(args)
-    except UsageError as exc:
-        print(f"mxgw-py sim: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    config = build_config(args)
     logging.basicConfig(
         level=str(args.log_level).upper(),
         stream=sys.stderr,
@@ -187,9 +181,5 @@ def cmd_sim(args: argparse.Namespace) -> int:
     try:
         mxgateway.run(_serve(config))
     except RuntimeError as exc:  # e.g. flood mode without the codec's flood encoder
-        print(f"mxgw-py sim: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except OSError as exc:
-        print(f"mxgw-py sim: error: {exc}", file=sys.stderr)
-        return 3
+        raise UsageError(str(exc)) from None
     return EXIT_OK

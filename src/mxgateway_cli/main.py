@@ -1,4 +1,9 @@
-"""Entry point of ``mxgw-py``: argument parsing and dispatch to one function per command.
+"""Entry point of ``mxgw-py``: argument parsing, dispatch, and the one place errors are reported.
+
+Every command is a function of the parsed arguments (async for those that talk to a gateway)
+that returns an exit code or raises; :func:`main` turns what it raises into an exit code with
+:func:`mxgateway_cli._exit_codes.exit_code_for` and reports it (JSON on stdout with ``--json``,
+text on stderr otherwise, secrets masked).
 
 Exit codes: 0 ok; 1 the gateway/MXAccess reported a failure; 2 usage; 3 transport or timeout;
 4 authentication or authorization.
@@ -7,24 +12,47 @@ Exit codes: 0 ok; 1 the gateway/MXAccess reported a failure; 2 usage; 3 transpor
 from __future__ import annotations
 
 import argparse
+import asyncio
+import os
 import sys
 from collections.abc import Sequence
 from importlib import metadata
+from typing import NoReturn, cast
 
 import mxgateway
-from mxgateway_cli._output import emit_json
+from mxgateway_cli._alarm_cmds import add_alarm_commands
+from mxgateway_cli._bench import add_bench_arguments
+from mxgateway_cli._connection import json_parent
+from mxgateway_cli._event_cmds import add_event_commands
+from mxgateway_cli._exit_codes import (
+    EPILOG,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    UsageError,
+    exit_code_for,
+)
+from mxgateway_cli._galaxy_cmds import add_galaxy_commands
+from mxgateway_cli._output import emit, emit_error, redact
+from mxgateway_cli._session_cmds import add_session_commands
 from mxgateway_cli._sim import add_sim_parser
 
-EXIT_OK = 0
-EXIT_USAGE = 2
+__all__ = ["build_parser", "main"]
 
-EPILOG = """exit codes:
-  0  ok
-  1  the gateway or MXAccess reported a failure
-  2  usage error (bad flags or values)
-  3  transport failure or timeout
-  4  authentication or authorization failure
-"""
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with errors in the CLI's format: JSON on stdout when ``--json`` was given."""
+
+    json_requested = False  # set by main() from the raw arguments, before parsing
+
+    def error(self, message: str) -> NoReturn:
+        """Report a usage error (exit 2), masking anything that looks like a key."""
+        message = redact(message)
+        if _Parser.json_requested:
+            emit_error(True, self.prog, message)
+            raise SystemExit(EXIT_USAGE)
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
 def _dist_version(name: str) -> str:
@@ -45,41 +73,88 @@ def cmd_version(args: argparse.Namespace) -> int:
         "python": ".".join(str(part) for part in sys.version_info[:3]),
         "version": mxgateway.__version__,
     }
-    if args.json:
-        emit_json(info)
-    else:
-        print(
-            f"mxgw-py {info['version']} (codec {info['codec']}, loop {info['eventLoop']}, "
-            f"grpcio {info['grpcio']}, protobuf {info['protobuf']}, msgspec {info['msgspec']})"
-        )
+    emit(
+        args.json,
+        info,
+        f"mxgw-py {info['version']} (codec {info['codec']}, loop {info['eventLoop']}, "
+        f"grpcio {info['grpcio']}, protobuf {info['protobuf']}, msgspec {info['msgspec']})",
+    )
     return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every command."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="mxgw-py",
         description="Command line for the MXAccess Gateway (mxgateway).",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    # Subcommands are _Parser too (argparse's default parser_class is the parent's class).
+    commands = cast(
+        "argparse._SubParsersAction[argparse.ArgumentParser]",
+        parser.add_subparsers(dest="command", metavar="COMMAND"),
+    )
     commands.required = True
 
-    version = commands.add_parser("version", help="show versions of mxgateway and its stack")
-    version.add_argument("--json", action="store_true", help="print deterministic JSON")
+    version = commands.add_parser(
+        "version", help="show versions of mxgateway and its stack", parents=[json_parent()]
+    )
     version.set_defaults(handler=cmd_version)
+
+    add_session_commands(commands)
+    add_event_commands(commands)
+    add_galaxy_commands(commands)
+    add_alarm_commands(commands)
+
+    bench = commands.add_parser(
+        "bench-stream-events",
+        help="measure event-stream throughput, latency and integrity",
+        description=(
+            "Measure events/s, messages/s, MB/s and latency of the event stream, and check "
+            "that no sequence is dropped or duplicated. Without --endpoint a flood simulator "
+            "is started in a child process and stopped afterwards."
+        ),
+        parents=[json_parent()],
+    )
+    add_bench_arguments(bench)
 
     add_sim_parser(commands)
     return parser
 
 
+def _describe(error: Exception) -> str:
+    if isinstance(error, UsageError | mxgateway.MxGatewayError | ValueError | TypeError):
+        return str(error) or type(error).__name__
+    return f"{type(error).__name__}: {error}"
+
+
+def _quiet_stdout() -> None:
+    # The reader went away (e.g. `| head -1`): point stdout at /dev/null so the interpreter's
+    # final flush does not fail again.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``mxgw-py`` with ``argv`` (default: the process arguments); return the exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)  # exits with code 2 on a usage error
-    handler = args.handler
-    return int(handler(args))
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    _Parser.json_requested = "--json" in arguments
+    args = build_parser().parse_args(arguments)  # exits with code 2 on a usage error
+    json_mode = bool(getattr(args, "json", False))
+    try:
+        result = args.handler(args)
+        if asyncio.iscoroutine(result):
+            result = mxgateway.run(result)
+        return int(result)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        _quiet_stdout()
+        return EXIT_OK
+    except Exception as error:  # the one place errors become exit codes (never BaseException)
+        emit_error(json_mode, f"mxgw-py {args.command}", _describe(error))
+        return exit_code_for(error)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,259 @@
+"""End-to-end event-stream throughput: the flood simulator in another process, this client.
+
+``mxgw-py sim --flood --plaintext`` runs in a child process (module-scoped fixture); in this
+process, on one event loop (uvloop where available), each benchmark times how long a consumer
+takes to receive a fixed number of events from a stream that stays open across rounds:
+
+- ``stream_event_batches``: ``Session.stream_event_batches()``, decoded to MxEvent structs by
+  the codec, counted with ``len``;
+- ``generated_stubs``: the plain generated stub's StreamEventBatches (protobuf parses each
+  MxEventBatch) and ``event_from_pb`` for every event - what a consumer written on the
+  generated stubs does;
+- ``stream_events``: ``Session.stream_events()``, one event (one gRPC message) at a time;
+- ``raw_bytes_single``: StreamEvents through an identity deserializer, with no decoding at
+  all - the floor ``stream_events`` is compared with.
+
+``extra_info`` holds events/s (median and best round); the last test prints the ratios of this
+run (targets in design/architecture.md: batches >= 6x the stubs, stream_events within 10 % of
+raw bytes). ``bench/stream_throughput.py`` measures the same with interleaved rounds, which is
+steadier on a busy machine.
+
+Run: ``python -m pytest bench/test_bench_stream.py --benchmark-only -s``. With
+``--benchmark-disable`` (CI) every case reads a short burst once, to check that it works.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from typing import Any
+
+import pytest
+
+import mxgateway
+from mxgateway import GatewayClient, MxEvent, Session
+from mxgateway._pbconvert import event_from_pb
+from mxgateway.generated import mxaccess_gateway_pb2 as pb
+from mxgateway.generated import mxaccess_gateway_pb2_grpc as pb_grpc
+from mxgateway_cli._bench import flood_simulator, simulator_tags
+
+BATCH = 1000
+ITEMS = 16
+ROUNDS = 3
+SERVICE = "/mxaccess_gateway.v1.MxAccessGateway/"
+
+# Events per timed round (and read before timing), full run / --benchmark-disable.
+BATCH_EVENTS = (3_000_000, 20_000)
+BATCH_WARMUP = (500_000, 2_000)
+SINGLE_EVENTS = (50_000, 300)
+SINGLE_WARMUP = (5_000, 100)
+
+RESULTS: dict[str, float] = {}
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    if mxgateway.preferred_event_loop() == "uvloop":
+        import uvloop
+
+        return uvloop.new_event_loop
+    return None
+
+
+@pytest.fixture(scope="module")
+def runner() -> Iterator[asyncio.Runner]:
+    """One event loop for the module: streams stay open across benchmark rounds."""
+    with asyncio.Runner(loop_factory=_loop_factory()) as loop_runner:
+        yield loop_runner
+
+
+@pytest.fixture(scope="module")
+def client(runner: asyncio.Runner) -> Iterator[GatewayClient]:
+    """A GatewayClient of ``mxgw-py sim --flood`` running in a child process."""
+    with flood_simulator() as endpoint:
+
+        async def connect() -> GatewayClient:
+            gateway = await GatewayClient.connect(endpoint=endpoint, plaintext=True)
+            await gateway.wait_ready(30)
+            return gateway
+
+        gateway = runner.run(connect())
+        try:
+            yield gateway
+        finally:
+            runner.run(gateway.close())
+
+
+async def _session(client: GatewayClient) -> Session:
+    session = await client.open_session("bench-stream")
+    server = await session.register("bench-stream")
+    await session.subscribe_bulk(server, simulator_tags(ITEMS))
+    return session
+
+
+async def _take_batches(batches: AsyncIterator[list[MxEvent]], count: int) -> int:
+    n = 0
+    async for batch in batches:
+        n += len(batch)
+        if n >= count:
+            break
+    return n
+
+
+async def _take_events(events: AsyncIterator[Any], count: int) -> int:
+    n = 0
+    async for _ in events:
+        n += 1
+        if n >= count:
+            break
+    return n
+
+
+async def _stub_batches(stub: Any, request: Any) -> AsyncIterator[list[MxEvent]]:
+    call = stub.StreamEventBatches(request)
+    try:
+        async for message in call:
+            yield [event_from_pb(event) for event in message.events]
+    finally:
+        call.cancel()
+
+
+async def _raw_single(channel: Any, request: Any) -> AsyncIterator[bytes]:
+    multicallable = channel.unary_stream(
+        SERVICE + "StreamEvents",
+        request_serializer=pb.StreamEventsRequest.SerializeToString,
+        response_deserializer=None,  # the raw bytes: no decoding
+    )
+    call = multicallable(request)
+    try:
+        async for raw in call:
+            yield raw
+    finally:
+        call.cancel()
+
+
+def _run(
+    benchmark: Any,
+    runner: asyncio.Runner,
+    name: str,
+    stream: AsyncIterator[Any],
+    take: Callable[[AsyncIterator[Any], int], Coroutine[Any, Any, int]],
+    sizes: tuple[tuple[int, int], tuple[int, int]],
+) -> None:
+    disabled = bool(getattr(benchmark, "disabled", False))
+    (count, warmup) = (sizes[0][1], sizes[1][1]) if disabled else (sizes[0][0], sizes[1][0])
+    times: list[float] = []
+
+    def one_round() -> None:
+        started = time.perf_counter()
+        got = runner.run(take(stream, count))
+        times.append(time.perf_counter() - started)
+        assert got >= count, f"{name}: the stream ended after {got} events"
+
+    try:
+        runner.run(take(stream, warmup))
+        benchmark.pedantic(one_round, rounds=ROUNDS, iterations=1)
+    finally:
+        aclose = getattr(stream, "aclose", None)
+        if aclose is not None:
+            runner.run(aclose())
+    ordered = sorted(times)
+    median = ordered[len(ordered) // 2]
+    RESULTS[name] = count / median
+    benchmark.extra_info.update(
+        {
+            "events": count,
+            "events_per_s_median": round(count / median),
+            "events_per_s_best": round(count / ordered[0]),
+        }
+    )
+    print(f"\n{name}: {count / median:,.0f} events/s (median of {len(times)})")
+
+
+def test_stream_event_batches(benchmark: Any, runner: asyncio.Runner, client: Any) -> None:
+    session = runner.run(_session(client))
+    try:
+        stream = session.stream_event_batches(max_batch_events=BATCH, resume=False)
+        _run(
+            benchmark,
+            runner,
+            "stream_event_batches",
+            stream,
+            _take_batches,
+            (BATCH_EVENTS, BATCH_WARMUP),
+        )
+        assert session.event_path == "batches"
+    finally:
+        runner.run(session.close())
+
+
+def test_generated_stubs(benchmark: Any, runner: asyncio.Runner, client: Any) -> None:
+    session = runner.run(_session(client))
+    try:
+        stub = pb_grpc.MxAccessGatewayStub(client._live_channel())
+        request = pb.StreamEventsRequest(session_id=session.session_id, max_batch_events=BATCH)
+        # The stubs are far slower: a tenth of the events per round keeps the rounds short.
+        sizes = ((BATCH_EVENTS[0] // 10, BATCH_EVENTS[1]), (BATCH_WARMUP[0] // 10, 2_000))
+        _run(
+            benchmark,
+            runner,
+            "generated_stubs",
+            _stub_batches(stub, request),
+            _take_batches,
+            sizes,
+        )
+    finally:
+        runner.run(session.close())
+
+
+def test_stream_events(benchmark: Any, runner: asyncio.Runner, client: Any) -> None:
+    session = runner.run(_session(client))
+    try:
+        stream = session.stream_events(resume=False)
+        _run(
+            benchmark, runner, "stream_events", stream, _take_events, (SINGLE_EVENTS, SINGLE_WARMUP)
+        )
+    finally:
+        runner.run(session.close())
+
+
+def test_raw_bytes_single(benchmark: Any, runner: asyncio.Runner, client: Any) -> None:
+    session = runner.run(_session(client))
+    try:
+        request = pb.StreamEventsRequest(session_id=session.session_id)
+        stream = _raw_single(client._live_channel(), request)
+        _run(
+            benchmark,
+            runner,
+            "raw_bytes_single",
+            stream,
+            _take_events,
+            (SINGLE_EVENTS, SINGLE_WARMUP),
+        )
+    finally:
+        runner.run(session.close())
+
+
+def test_ratios_of_this_run(benchmark: Any) -> None:
+    """The ratios of the cases above, printed and kept in ``extra_info``.
+
+    No timed assertion (they vary by machine); the benchmark fixture is only used so that
+    ``--benchmark-only`` runs (and saves) this too.
+    """
+    needed = ("stream_event_batches", "generated_stubs", "stream_events", "raw_bytes_single")
+    missing = [name for name in needed if name not in RESULTS]
+    if missing:
+        pytest.skip(f"not measured in this run: {', '.join(missing)}")
+    batches = RESULTS["stream_event_batches"] / RESULTS["generated_stubs"]
+    single = RESULTS["stream_events"] / RESULTS["raw_bytes_single"]
+    benchmark.pedantic(lambda: None, rounds=1, iterations=1)
+    benchmark.extra_info.update(
+        {
+            "stream_event_batches_to_stubs": round(batches, 2),
+            "stream_events_to_raw_bytes": round(single, 3),
+        }
+    )
+    print(
+        f"\nstream_event_batches / generated stubs: {batches:.1f}x (target >= 6)"
+        f"\nstream_events / raw bytes: {single:.3f} (target >= 0.90)"
+    )

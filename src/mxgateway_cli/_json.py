@@ -1,0 +1,162 @@
+"""Protobuf JSON for everything the CLI prints.
+
+Generated messages go through ``google.protobuf.json_format.MessageToDict`` with camelCase
+field names and enum value names, and with every field printed (a script can rely on
+``wasSuccessful`` being present even when false). The library's msgspec structs are first
+turned back into their protobuf messages (events through the codec's own ``encode_event``),
+so a struct and the message it came from print the same JSON: one shape everywhere.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+import msgspec
+from google.protobuf.json_format import MessageToDict
+from google.protobuf.message import Message
+
+from mxgateway import (
+    AcknowledgeResult,
+    ActiveAlarm,
+    AlarmFeedItem,
+    AlarmProviderStatus,
+    AlarmSnapshotComplete,
+    AlarmTransition,
+    MxDataType,
+    MxEvent,
+    MxEventFamily,
+    MxValue,
+    encode_event,
+    to_mx_value,
+)
+from mxgateway.generated import mxaccess_gateway_pb2 as pb
+
+__all__ = [
+    "acknowledge_dict",
+    "active_alarm_dict",
+    "alarm_feed_dict",
+    "event_dict",
+    "message_dict",
+    "value_dict",
+]
+
+_NS = 1_000_000_000
+
+# An event that carries nothing: a struct value is encoded as this event's value (by the
+# codec's encode_event, the exact inverse of decoding) and read back as a pb.MxValue.
+_EMPTY_EVENT = MxEvent(
+    session_id="",
+    family=MxEventFamily.UNSPECIFIED,
+    worker_sequence=0,
+    server_handle=0,
+    item_handle=0,
+    value=None,
+    data_type=MxDataType.UNSPECIFIED,
+    variant_type="",
+    is_null=False,
+    raw_diagnostic="",
+    raw_data_type=0,
+    raw_value=b"",
+    has_value=False,
+    quality=0,
+    source_timestamp_ns=None,
+    statuses=(),
+    worker_timestamp_ns=None,
+    gateway_receive_timestamp_ns=None,
+    hresult=None,
+    raw_status="",
+    replay_gap=None,
+    body="",
+    buffered_data_type=MxDataType.UNSPECIFIED,
+    samples=(),
+    alarm_transition=None,
+)
+
+
+def message_dict(message: Message) -> dict[str, Any]:
+    """A generated message as protobuf JSON (camelCase names, enum names, all fields)."""
+    data: dict[str, Any] = MessageToDict(
+        message,
+        preserving_proto_field_name=False,
+        always_print_fields_with_no_presence=True,
+    )
+    return data
+
+
+def event_dict(event: MxEvent) -> dict[str, Any]:
+    """An MxEvent struct as the protobuf JSON of the MxEvent it was decoded from."""
+    return message_dict(pb.MxEvent.FromString(encode_event(event)))
+
+
+def _value_message(value: MxValue) -> pb.MxValue:
+    event = msgspec.structs.replace(
+        _EMPTY_EVENT,
+        value=value.value,
+        data_type=value.data_type,
+        variant_type=value.variant_type,
+        is_null=value.is_null,
+        raw_diagnostic=value.raw_diagnostic,
+        raw_data_type=value.raw_data_type,
+        raw_value=value.raw_value,
+        has_value=True,
+    )
+    return pb.MxEvent.FromString(encode_event(event)).value
+
+
+def value_dict(value: Any, data_type: MxDataType) -> dict[str, Any]:
+    """The protobuf JSON of the MxValue a write sends for ``value`` of ``data_type``."""
+    return message_dict(pb.MxValue.FromString(to_mx_value(value, data_type)))
+
+
+def _fill(message: Message, struct: msgspec.Struct) -> Message:
+    """Copy a struct into the message of the same field names (``x_ns`` → Timestamp ``x``)."""
+    for name in struct.__struct_fields__:
+        value = getattr(struct, name)
+        if value is None:
+            continue
+        if name.endswith("_ns"):
+            seconds, nanos = divmod(int(value), _NS)
+            stamp = getattr(message, name.removesuffix("_ns"))
+            stamp.SetInParent()  # present even at the epoch
+            stamp.seconds, stamp.nanos = seconds, nanos
+        elif isinstance(value, MxValue):
+            getattr(message, name).CopyFrom(_value_message(value))
+        elif isinstance(value, tuple):
+            repeated = getattr(message, name)
+            for element in value:
+                _fill(repeated.add(), element)
+        elif isinstance(value, enum.IntEnum):
+            setattr(message, name, int(value))
+        else:
+            setattr(message, name, value)
+    return message
+
+
+def active_alarm_dict(alarm: ActiveAlarm) -> dict[str, Any]:
+    """An ActiveAlarm as the protobuf JSON of ActiveAlarmSnapshot."""
+    return message_dict(_fill(pb.ActiveAlarmSnapshot(), alarm))
+
+
+def alarm_feed_dict(item: AlarmFeedItem) -> dict[str, Any]:
+    """An alarm feed item as the protobuf JSON of its AlarmFeedMessage (one arm set)."""
+    message = pb.AlarmFeedMessage()
+    arm: Message
+    if isinstance(item, ActiveAlarm):
+        arm = message.active_alarm
+    elif isinstance(item, AlarmSnapshotComplete):
+        arm = message.snapshot_complete
+    elif isinstance(item, AlarmTransition):
+        arm = message.transition
+    elif isinstance(item, AlarmProviderStatus):
+        arm = message.provider_status
+    else:  # pragma: no cover - the feed yields only the four kinds above
+        raise TypeError(f"not an alarm feed item: {type(item).__name__}")
+    arm.SetInParent()  # the arm is set even when all its fields are defaults
+    _fill(arm, item)
+    return message_dict(message)
+
+
+def acknowledge_dict(result: AcknowledgeResult) -> dict[str, Any]:
+    """An AcknowledgeResult as the protobuf JSON of AcknowledgeAlarmReply."""
+    return message_dict(_fill(pb.AcknowledgeAlarmReply(), result))

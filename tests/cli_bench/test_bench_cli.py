@@ -1,0 +1,373 @@
+"""``mxgw-py bench-stream-events`` run as a subprocess, with its child flood simulator.
+
+Checks the report's shape and integrity (no dropped or duplicate sequence), that the path,
+decoder and loop reported are the ones asked for, ``--compare``, exit codes, and that the
+child simulator is gone afterwards (also after Ctrl-C). Nothing here asserts a speed.
+
+The command is the installed console script once ``mxgateway_cli.main`` registers it, else
+the module's own entry point (``python -m mxgateway_cli._bench``). Every process started
+carries a marker in its environment (the child simulator inherits it), so the tests can find
+any process of theirs still alive from ``/proc``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.skipif(
+    not Path("/proc/self/environ").exists(), reason="finds processes through /proc"
+)
+
+MARKER_ENV = "MXGW_BENCH_CLI_TEST_MARKER"
+_GRPC_LOG = re.compile(r"[IWE]\d{4} \d\d:\d\d:\d\d")
+RUN_TIMEOUT_S = 120
+SHORT = ("--duration", "1", "--warmup", "0.2")
+KEY = "mxgw_benchcli_BenchSecretValue7"
+WRONG_KEY = "mxgw_benchcli_NotTheSecret3"
+
+
+def _registered() -> bool:
+    try:
+        from mxgateway_cli.main import build_parser
+    except Exception:  # the other commands are being written: fall back to the module
+        return False
+    for action in build_parser()._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return "bench-stream-events" in action.choices
+    return False
+
+
+def _command() -> list[str]:
+    if _registered():
+        script = shutil.which("mxgw-py")
+        if script is not None:
+            return [script, "bench-stream-events"]
+        return [sys.executable, "-m", "mxgateway_cli", "bench-stream-events"]
+    return [sys.executable, "-m", "mxgateway_cli._bench"]
+
+
+COMMAND = _command()
+
+
+def _expected_decoder() -> str:
+    if os.environ.get("MXGATEWAY_NO_EXTENSIONS", "") == "1":
+        return "python"
+    import mxgateway
+
+    return mxgateway.codec_implementation()
+
+
+def _expected_loop() -> str:
+    import mxgateway
+
+    return mxgateway.preferred_event_loop()
+
+
+def _marked_pids(marker: str) -> list[int]:
+    """Processes whose environment holds ``marker`` (zombies have none: reaped or not, gone)."""
+    needle = f"{MARKER_ENV}={marker}".encode()
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            environ = Path("/proc", entry, "environ").read_bytes()
+        except OSError:
+            continue
+        if needle in environ.split(b"\0"):
+            pids.append(int(entry))
+    return pids
+
+
+@pytest.fixture
+def marker() -> Iterator[str]:
+    """A fresh marker; afterwards, any process still carrying it fails the test (and dies)."""
+    value = uuid.uuid4().hex
+    yield value
+    left = _marked_pids(value)
+    for pid in left:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    assert not left, f"processes left behind: {left}"
+
+
+def _env(marker: str, **extra: str) -> dict[str, str]:
+    return {**os.environ, MARKER_ENV: marker, **extra}
+
+
+def bench(marker: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run the command to completion; afterwards no process of it may be left."""
+    result = subprocess.run(
+        [*COMMAND, *args],
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+        env=_env(marker, **env),
+        stdin=subprocess.DEVNULL,
+    )
+    assert _marked_pids(marker) == [], "the child simulator outlived the command"
+    return result
+
+
+def report_of(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    assert result.returncode == 0, (result.returncode, result.stdout, result.stderr)
+    assert result.stdout.endswith("\n") and result.stdout.count("\n") == 1, result.stdout
+    data: dict[str, Any] = json.loads(result.stdout)
+    assert list(data) == sorted(data), "keys are not sorted"
+    return data
+
+
+def assert_report(data: dict[str, Any], *, path: str, decoder: str, loop: str) -> None:
+    expected_keys = {
+        "batchSize",
+        "bytes",
+        "consumer",
+        "cpuSeconds",
+        "decoder",
+        "droppedSequences",
+        "duplicateSequences",
+        "durationSeconds",
+        "elapsedSeconds",
+        "endpoint",
+        "events",
+        "eventsPerSecond",
+        "firstSequence",
+        "items",
+        "lastSequence",
+        "latencyMs",
+        "loop",
+        "mbPerSecond",
+        "messages",
+        "messagesPerSecond",
+        "path",
+        "replayGaps",
+        "requestedPath",
+        "simulator",
+        "warmupSeconds",
+    }
+    assert expected_keys <= set(data), expected_keys - set(data)
+    assert data["path"] == path
+    assert data["decoder"] == decoder
+    assert data["loop"] == loop
+    assert data["simulator"] is True
+    assert data["droppedSequences"] == 0
+    assert data["duplicateSequences"] == 0
+    assert data["replayGaps"] == 0
+    assert data["firstSequence"] == 1  # a fresh session: every event from the first
+    assert data["lastSequence"] >= data["events"] > 0
+    assert data["messages"] > 0 and data["bytes"] > 0
+    assert data["eventsPerSecond"] > 0 and data["messagesPerSecond"] > 0
+    assert data["mbPerSecond"] > 0
+    assert data["durationSeconds"] == 1.0 and data["warmupSeconds"] == 0.2
+    assert data["elapsedSeconds"] >= 0.99
+    assert data["items"] == 16
+    latency = data["latencyMs"]
+    assert set(latency) == {"p50", "p90", "p99", "max"}
+    assert 0 <= latency["p50"] <= latency["p90"] <= latency["p99"] <= latency["max"]
+
+
+def test_batches_json(marker: str) -> None:
+    data = report_of(bench(marker, *SHORT, "--json"))
+    assert_report(data, path="batches", decoder=_expected_decoder(), loop=_expected_loop())
+    assert data["requestedPath"] == "batches"
+    assert data["batchSize"] == 1000
+    assert data["consumer"] == "stream_event_batches"
+    assert data["events"] > data["messages"]  # many events per message
+    assert "compare" not in data
+
+
+def test_single_path(marker: str) -> None:
+    data = report_of(bench(marker, *SHORT, "--path", "single", "--json"))
+    assert_report(data, path="single", decoder=_expected_decoder(), loop=_expected_loop())
+    assert data["consumer"] == "stream_events"
+    assert data["events"] == data["messages"]  # one event per message
+
+
+def test_python_decoder(marker: str) -> None:
+    data = report_of(bench(marker, *SHORT, "--decoder", "python", "--json"))
+    assert_report(data, path="batches", decoder="python", loop=_expected_loop())
+
+
+def test_no_extensions_in_the_client_only(marker: str) -> None:
+    # The client decodes with the twin; the child simulator still floods (compiled encoder).
+    data = report_of(bench(marker, *SHORT, "--json", MXGATEWAY_NO_EXTENSIONS="1"))
+    assert_report(data, path="batches", decoder="python", loop=_expected_loop())
+
+
+def test_asyncio_loop_and_options(marker: str) -> None:
+    args = ("--loop", "asyncio", "--items", "3", "--batch-size", "50", "--json")
+    data = report_of(bench(marker, "--duration", "1", "--warmup", "0.2", *args))
+    assert data["loop"] == "asyncio"
+    assert data["items"] == 3
+    assert data["batchSize"] == 50
+    assert data["droppedSequences"] == data["duplicateSequences"] == 0
+    # Flood batches are full: every measured message carries batch-size events.
+    assert data["events"] == 50 * data["messages"]
+
+
+def test_compare_gives_a_ratio(marker: str) -> None:
+    data = report_of(bench(marker, *SHORT, "--compare", "--json"))
+    assert_report(data, path="batches", decoder=_expected_decoder(), loop=_expected_loop())
+    compare = data["compare"]
+    assert compare["consumer"] == "generated_stubs"
+    assert compare["eventsPerSecond"] > 0
+    assert compare["droppedSequences"] == compare["duplicateSequences"] == 0
+    assert isinstance(compare["ratio"], float) and compare["ratio"] > 0
+    assert compare["ratio"] == pytest.approx(
+        data["eventsPerSecond"] / compare["eventsPerSecond"], rel=0.01
+    )
+
+
+def test_human_summary(marker: str) -> None:
+    result = bench(marker, *SHORT, "--path", "single")
+    assert result.returncode == 0, result.stderr
+    assert "events/s" in result.stdout
+    assert "path single" in result.stdout
+    assert "0 dropped, 0 duplicate" in result.stdout
+    # Progress only on a terminal. gRPC's C core may log a line of its own (e.g. "Got goaway"
+    # when the child simulator stops while the closed channel's connection lingers).
+    ours = [line for line in result.stderr.splitlines() if not _GRPC_LOG.match(line)]
+    assert ours == [], result.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        pytest.param(("--duration", "0"), id="duration-0"),
+        pytest.param(("--duration", "nan"), id="duration-nan"),
+        pytest.param(("--warmup", "-1"), id="warmup-negative"),
+        pytest.param(("--items", "0"), id="items-0"),
+        pytest.param(("--batch-size", "x"), id="batch-size-x"),
+        pytest.param(("--batch-size", "4294967296"), id="batch-size-over-uint32"),
+        pytest.param(("--path", "both"), id="path"),
+        pytest.param(("--decoder", "rust"), id="decoder"),
+        pytest.param(("--loop", "trio"), id="loop"),
+        pytest.param(("--plaintext", "--tls"), id="plaintext-and-tls"),
+        pytest.param(("--no-such-flag",), id="unknown"),
+        pytest.param(("--api-key", KEY), id="key-without-endpoint"),
+        pytest.param(("--items", "2", "--item", "A.B"), id="items-vs-item"),
+        pytest.param(
+            ("--endpoint", "127.0.0.1:9", "--plaintext", "--ca-file", "x.pem"),
+            id="plaintext-ca-file",
+        ),
+    ],
+)
+def test_bad_flags_exit_2(marker: str, args: tuple[str, ...]) -> None:
+    result = bench(marker, *args, "--json")
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    assert KEY not in result.stdout + result.stderr
+
+
+def test_unreachable_endpoint_exits_3(marker: str) -> None:
+    result = bench(
+        marker, "--endpoint", "127.0.0.1:9", "--plaintext", "--timeout", "1", *SHORT, "--json"
+    )
+    assert result.returncode == 3, (result.stdout, result.stderr)
+    error = json.loads(result.stdout)
+    assert error["type"] == "error" and error["error"]
+
+
+def test_ctrl_c_stops_the_child_simulator(marker: str) -> None:
+    process = subprocess.Popen(
+        [*COMMAND, "--duration", "60", "--warmup", "0", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        env=_env(marker),
+    )
+    try:
+        deadline = time.monotonic() + 60
+        children: list[int] = []
+        while not children and time.monotonic() < deadline:
+            time.sleep(0.1)
+            children = [pid for pid in _marked_pids(marker) if pid != process.pid]
+        assert children, "the child simulator never started"
+        time.sleep(2.0)  # let it start streaming
+        process.send_signal(signal.SIGINT)  # to the command only, not its child
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        assert process.stdout is not None and process.stderr is not None
+        process.stdout.close()
+        process.stderr.close()
+    assert process.returncode == 130
+    assert _marked_pids(marker) == []
+
+
+def _start_keyed_simulator(marker: str) -> tuple[subprocess.Popen[bytes], str]:
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mxgateway_cli",
+            "sim",
+            "--flood",
+            "--plaintext",
+            "--listen",
+            "127.0.0.1:0",
+            "--api-key-env",
+            "BENCH_SIM_KEY",
+            "--log-level",
+            "WARNING",
+        ],
+        stdout=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        env=_env(marker, BENCH_SIM_KEY=KEY),
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    assert line, "the simulator exited before it was ready"
+    return process, str(json.loads(line)["listening"])
+
+
+def test_endpoint_with_api_key(marker: str) -> None:
+    sim, endpoint = _start_keyed_simulator(marker)
+    try:
+        base = ("--endpoint", endpoint, "--plaintext", *SHORT, "--json")
+        ok = subprocess.run(
+            [*COMMAND, *base, "--api-key-env", "BENCH_KEY"],
+            capture_output=True,
+            text=True,
+            timeout=RUN_TIMEOUT_S,
+            env=_env(marker, BENCH_KEY=KEY),
+        )
+        data = report_of(ok)
+        assert data["simulator"] is False
+        assert data["endpoint"] == endpoint
+        assert data["droppedSequences"] == data["duplicateSequences"] == 0
+        denied = subprocess.run(
+            [*COMMAND, *base, "--api-key", WRONG_KEY],
+            capture_output=True,
+            text=True,
+            timeout=RUN_TIMEOUT_S,
+            env=_env(marker),
+        )
+        assert denied.returncode == 4, (denied.stdout, denied.stderr)
+        assert json.loads(denied.stdout)["type"] == "error"
+        for result in (ok, denied):
+            output = result.stdout + result.stderr
+            assert KEY not in output and WRONG_KEY not in output
+            assert "BenchSecretValue7" not in output and "NotTheSecret3" not in output
+    finally:
+        sim.send_signal(signal.SIGTERM)
+        sim.wait(timeout=30)
+        assert sim.stdout is not None
+        sim.stdout.close()
