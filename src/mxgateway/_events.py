@@ -48,6 +48,7 @@ async def stream_event_batches(
     resume: bool = True,
     retry_budget_s: float = 30.0,
     on_path: Callable[[EventPath], None] | None = None,
+    on_trouble: Callable[[str | None], None] | None = None,
     closed: Callable[[], bool] | None = None,
 ) -> AsyncIterator[list[MxEvent]]:
     """Yield decoded events in lists (one list per gRPC message) from ``path``.
@@ -69,6 +70,7 @@ async def stream_event_batches(
     metadata = client.options.metadata
     decode_batch = _codec.impl.decode_event_batch
     decode_event = _codec.impl.decode_event
+    attempts = 0
     while True:
         client._live_channel()  # a closed client cannot stream
         if on_path is not None:
@@ -84,6 +86,8 @@ async def stream_event_batches(
         try:
             async for raw in stream:
                 received = True
+                if failing_since is not None and on_trouble is not None:
+                    on_trouble(None)  # healthy again
                 failing_since = None
                 backoff = _BACKOFF_FIRST_S
                 events = decode_batch(raw) if path == "batches" else [decode_event(raw)]
@@ -104,6 +108,8 @@ async def stream_event_batches(
             if not resume or (closed is not None and closed()):
                 return
             logger.info("event stream of session %s ended; resuming", session_id)
+            if on_trouble is not None:
+                on_trouble("stream ended by the gateway")
             failing_since, backoff = await _back_off(
                 session_id, failing_since, backoff, retry_budget_s, "stream ended"
             )
@@ -113,7 +119,11 @@ async def stream_event_batches(
                 logger.info("gateway lacks StreamEventBatches; falling back to StreamEvents")
                 path = "single"
                 continue
-            if not resume or code not in _RETRYABLE:
+            # After a break, the gateway may not have noticed yet that our previous stream is
+            # gone (a silent partition, or a reconnect faster than its close): it refuses the
+            # new one as a second subscriber until it does. Keep trying within the budget.
+            reattaching = resume and attempts > 0 and _still_subscribed(code, error.details())
+            if not resume or (code not in _RETRYABLE and not reattaching):
                 raise translate_rpc_error(
                     error, "StreamEvents", not_found_is_session=True
                 ) from None
@@ -123,6 +133,8 @@ async def stream_event_batches(
                 code.name,
                 last,
             )
+            if on_trouble is not None:
+                on_trouble(f"{code.name}: {error.details()}")
             failing_since, backoff = await _back_off(
                 session_id,
                 failing_since,
@@ -132,6 +144,17 @@ async def stream_event_batches(
             )
         finally:
             stream.cancel()
+        attempts += 1
+
+
+def _still_subscribed(code: grpc.StatusCode, details: str | None) -> bool:
+    """FAILED_PRECONDITION because the session still has a subscriber (not a faulted session)."""
+    text = details or ""
+    return (
+        code == grpc.StatusCode.FAILED_PRECONDITION
+        and "FAULTED" not in text
+        and "EventQueueOverflow" not in text
+    )
 
 
 async def _back_off(

@@ -12,6 +12,8 @@ __all__ = ["DEFAULT_MAX_MESSAGE_BYTES", "ClientOptions", "mask_api_key"]
 DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 
 _KEY_SHAPE = re.compile(r"^mxgw_([A-Za-z0-9-]+)_.+$")
+# A plain "host:port" or "[v6]:port" target (other gRPC target forms are left to gRPC).
+_HOST_PORT = re.compile(r"^(?:\[[^\]]*\]|[^:/\[\]]+):(\d+)$")
 
 
 def mask_api_key(api_key: str | None) -> str | None:
@@ -50,6 +52,10 @@ class ClientOptions:
             raise ValueError("endpoint must be a non-empty 'host:port' string")
         if any(ch.isspace() for ch in endpoint):
             raise ValueError(f"endpoint {endpoint!r} contains white space")
+        port = _HOST_PORT.match(endpoint)
+        if port is not None and not 1 <= int(port.group(1)) <= 65535:
+            # gRPC would quietly take the port modulo 65536 and dial another one.
+            raise ValueError(f"endpoint {endpoint!r}: port {port.group(1)} is outside 1..65535")
         if self.api_key is not None:
             if not isinstance(self.api_key, str) or not self.api_key:
                 raise ValueError("api_key must be a non-empty string (or None)")

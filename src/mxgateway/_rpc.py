@@ -44,6 +44,17 @@ _TRANSPORT = {
     grpc.StatusCode.ABORTED,
 }
 
+# The stream that overflows ends with RESOURCE_EXHAUSTED; a session that overflowed (fail_fast)
+# while no stream was attached refuses the next one with FAILED_PRECONDITION naming the fault.
+_OVERFLOW_CODES = {grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.FAILED_PRECONDITION}
+
+# gRPC's message-size errors say which side failed: the gateway sending a reply over its limit,
+# or this client receiving one over its own.
+_REPLY_TOO_LARGE = (
+    "SERVER: Sent message larger than max",
+    "CLIENT: Received message larger than max",
+)
+
 
 def translate_rpc_error(
     error: grpc.aio.AioRpcError, what: str, *, not_found_is_session: bool = False
@@ -61,9 +72,17 @@ def translate_rpc_error(
         return MxGatewayPermissionError(message, grpc_code=name)
     if code == grpc.StatusCode.NOT_FOUND and not_found_is_session:
         return MxGatewaySessionNotFoundError(message, grpc_code=name)
+    if "EventQueueOverflow" in details and code in _OVERFLOW_CODES:
+        return MxGatewayEventQueueOverflowError(message, grpc_code=name)
     if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
-        if "EventQueueOverflow" in details:
-            return MxGatewayEventQueueOverflowError(message, grpc_code=name)
+        if any(marker in details for marker in _REPLY_TOO_LARGE):
+            # The request went through and the gateway ran the command; only its reply was
+            # over the limit. Not RequestTooLarge ("nothing was sent"): that would be a lie.
+            return MxGatewayProtocolError(
+                f"{message} (the reply was over the message limit: the gateway may have "
+                "executed the command; use smaller bulks)",
+                grpc_code=name,
+            )
         if "larger than max" in details or "message too large" in details.lower():
             return MxGatewayRequestTooLargeError(message, grpc_code=name)
     if code in _TRANSPORT:
@@ -135,7 +154,9 @@ def ensure_mxaccess_success(reply: Any, what: str) -> None:
         if status.diagnostic_text:
             parts.append(status.diagnostic_text)
     raise MxAccessError(
-        ": ".join(parts),
+        # The gateway often repeats one text in the status message, the diagnostic and the
+        # statuses: say it once.
+        ": ".join(dict.fromkeys(parts)),
         hresult=hresult,
         statuses=tuple(status_from_pb(s) for s in reply.statuses),
         raw_reply=reply,

@@ -65,6 +65,8 @@ class Session:
         self._closed = False
         self.event_path: EventPath | None = None
         """Which stream the last ``stream_event_batches`` used: "batches" or "single"."""
+        self.stream_trouble: str | None = None
+        """While a resuming event stream is reconnecting: why (None while it is healthy)."""
 
     # -- identity ----------------------------------------------------------------------------
 
@@ -612,6 +614,9 @@ class Session:
 
     # -- events ------------------------------------------------------------------------------
 
+    def _set_stream_trouble(self, trouble: str | None) -> None:
+        self.stream_trouble = trouble
+
     async def stream_events(
         self,
         *,
@@ -634,6 +639,7 @@ class Session:
             after_worker_sequence=after_worker_sequence,
             resume=resume,
             retry_budget_s=retry_budget_s,
+            on_trouble=self._set_stream_trouble,
             closed=lambda: self._closed,
         ):
             for event in batch:
@@ -667,6 +673,7 @@ class Session:
             resume=resume,
             retry_budget_s=retry_budget_s,
             on_path=on_path,
+            on_trouble=self._set_stream_trouble,
             closed=lambda: self._closed,
         ):
             yield batch

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from mxgateway import MxEvent, MxGatewayTimeoutError
+from mxgateway import MxEvent, MxGatewayStreamLostError, MxGatewayTimeoutError
 from mxgateway_cli._connection import (
     DEFAULT_TIMEOUT_S,
     attach_session,
@@ -86,6 +86,13 @@ async def cmd_stream_events(args: argparse.Namespace) -> int:
             max_items=args.max_events,
             seconds=args.timeout,
         )
+        # Reaching the bound while the stream is still reconnecting is a lost gateway, not
+        # a quiet success: the bound must not hide it.
+        if session.stream_trouble is not None:
+            raise MxGatewayStreamLostError(
+                f"event stream of session {args.session_id} was still reconnecting at the "
+                f"--timeout bound ({session.stream_trouble})"
+            )
     return EXIT_OK
 
 

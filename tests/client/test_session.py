@@ -57,6 +57,8 @@ async def test_write_before_advise_raises_mxaccess_error_with_reply(
     assert error.raw_reply is not None
     assert error.raw_reply.protocol_status.code == int(ProtocolStatusCode.MXACCESS_FAILURE)
     assert error.hresult != 0 or any(not s.ok for s in error.statuses)
+    parts = str(error).split(": ")
+    assert len(parts) == len(set(parts)), str(error)  # each text said once
 
 
 async def test_invoke_raw_leaves_mxaccess_failure_in_reply(

@@ -1,4 +1,5 @@
-"""A throw-away test CA and a server certificate for 127.0.0.1/localhost (cryptography)."""
+"""A throw-away test CA and a server certificate (default: for 127.0.0.1 and localhost),
+made with cryptography."""
 
 from __future__ import annotations
 
@@ -25,8 +26,13 @@ def _name(common_name: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
-def make_pki() -> Pki:
-    """A fresh CA and a server certificate it signed (valid for a day)."""
+def make_pki(
+    *,
+    dns_names: tuple[str, ...] = ("localhost",),
+    ip_addresses: tuple[str, ...] = ("127.0.0.1",),
+) -> Pki:
+    """A fresh CA and a server certificate it signed (valid for a day) for ``dns_names`` and
+    ``ip_addresses`` (default: localhost and 127.0.0.1)."""
     now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_cert = (
@@ -43,7 +49,7 @@ def make_pki() -> Pki:
     key = ec.generate_private_key(ec.SECP256R1())
     cert = (
         x509.CertificateBuilder()
-        .subject_name(_name("localhost"))
+        .subject_name(_name(dns_names[0] if dns_names else ip_addresses[0]))
         .issuer_name(ca_cert.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
@@ -51,7 +57,8 @@ def make_pki() -> Pki:
         .not_valid_after(now + datetime.timedelta(days=1))
         .add_extension(
             x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+                [x509.DNSName(name) for name in dns_names]
+                + [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ip_addresses]
             ),
             critical=False,
         )

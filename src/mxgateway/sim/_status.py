@@ -9,6 +9,7 @@ __all__ = [
     "E_FAIL",
     "E_HANDLE",
     "E_INVALIDARG",
+    "E_OVERFLOW",
     "E_TYPEMISMATCH",
     "MxFailure",
     "bad_status",
@@ -38,6 +39,7 @@ E_ACCESSDENIED = to_int32(0x80070005)
 E_HANDLE = to_int32(0x80070006)
 E_INVALIDARG = to_int32(0x80070057)
 E_TYPEMISMATCH = to_int32(0x80020005)
+E_OVERFLOW = to_int32(0x8002000A)  # DISP_E_OVERFLOW: the value does not fit the type
 
 _C = pb.MxStatusCategory
 _S = pb.MxStatusSource

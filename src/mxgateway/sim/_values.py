@@ -16,7 +16,7 @@ from typing import Final, cast
 from google.protobuf import timestamp_pb2
 
 from mxgateway.generated import mxaccess_gateway_pb2 as pb
-from mxgateway.sim._status import E_TYPEMISMATCH, MxFailure
+from mxgateway.sim._status import E_OVERFLOW, E_TYPEMISMATCH, MxFailure
 
 __all__ = [
     "Generator",
@@ -246,6 +246,15 @@ def to_mx_value(value: object, data_type: int) -> pb.MxValue:
     return msg
 
 
+def _overflow(data_type: int, value: object) -> MxFailure:
+    name = pb.MxDataType.Name(cast(pb.MxDataType, data_type))
+    return MxFailure(
+        E_OVERFLOW,
+        pb.MX_STATUS_CATEGORY_CONFIGURATION_ERROR,
+        f"overflow: {value!r} does not fit an attribute of type {name}",
+    )
+
+
 def _mismatch(data_type: int, what: str) -> MxFailure:
     name = pb.MxDataType.Name(cast(pb.MxDataType, data_type)) if data_type else "UNSPECIFIED"
     return MxFailure(
@@ -281,16 +290,27 @@ def _coerce(arm: str | None, raw: object, data_type: int) -> object:
         if arm in ("int32_value", "int64_value"):
             return raw != 0
     elif data_type in _INT_TYPES:
+        number: int | None = None
         if arm in ("int32_value", "int64_value", "bool_value"):
-            return int(cast(int, raw))
-        if numeric and float(cast(float, raw)).is_integer():
-            return int(cast(float, raw))
+            number = int(cast(int, raw))
+        elif numeric and float(cast(float, raw)).is_integer():
+            number = int(cast(float, raw))
+        if number is not None:
+            # MXAccess integers are 32-bit (VT_I4): a wider value is refused, never stored.
+            if not _INT32_MIN <= number <= _INT32_MAX:
+                raise _overflow(data_type, number)
+            return number
     elif data_type in _FLOAT_TYPES:
         if numeric or arm == "bool_value":
             x = float(cast(float, raw))
             if not math.isfinite(x):
                 raise _mismatch(data_type, "a non-finite number")
-            return _float32(x) if data_type == _T.MX_DATA_TYPE_FLOAT else x
+            if data_type != _T.MX_DATA_TYPE_FLOAT:
+                return x
+            try:
+                return _float32(x)
+            except OverflowError:
+                raise _overflow(data_type, x) from None
     elif data_type in _STRING_TYPES:
         if arm == "string_value":
             return raw

@@ -1,0 +1,158 @@
+"""Gateway outages, silent partitions, restarts and loss: a surviving session resumes without
+gap or duplicate; a lost one ends with a typed error within a bounded time; no task is left."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from mxgateway import (
+    ClientOptions,
+    GatewayClient,
+    MxEvent,
+    MxGatewaySessionNotFoundError,
+    MxGatewayStreamLostError,
+    MxGatewayTransportError,
+    Session,
+)
+from mxgateway.sim import SimConfig, SimulatedGateway
+from tests.hardening.conftest import (
+    advised_session,
+    assert_contiguous,
+    assert_no_new_tasks,
+    sequences,
+)
+from tests.hardening.proxy import TcpProxy
+
+
+async def _wait_for(predicate: object, within: float = 20.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not predicate():  # type: ignore[operator]
+        assert loop.time() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.01)
+
+
+async def _consume(session: Session, path: str, seen: list[MxEvent], budget: float) -> None:
+    if path == "batches":
+        async for batch in session.stream_event_batches(retry_budget_s=budget):
+            seen.extend(batch)
+    else:
+        async for event in session.stream_events(retry_budget_s=budget):
+            seen.append(event)
+
+
+async def test_outage_with_a_surviving_session_resumes(
+    sim: SimulatedGateway, proxy: TcpProxy
+) -> None:
+    # (Both paths go through the same resume loop; test_cuts cuts each of them.)
+    before = asyncio.all_tasks()
+    async with await GatewayClient.connect(endpoint=proxy.endpoint, plaintext=True) as client:
+        session = await advised_session(client, sim, items=10)
+        seen: list[MxEvent] = []
+        consumer = asyncio.create_task(_consume(session, "batches", seen, budget=20))
+        await _wait_for(lambda: len(seen) >= 100)
+        proxy.refuse()  # the gateway is unreachable; the session lives on (queue, ring)
+        await asyncio.sleep(1.5)
+        assert not consumer.done()
+        outage_end = len(seen)
+        proxy.accept()
+        await _wait_for(lambda: len(seen) >= outage_end + 1000)  # the backlog and live events
+        consumer.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await consumer
+        assert all(e.replay_gap is None for e in seen)
+        assert_contiguous(sequences(seen))
+        await session.close()
+    await assert_no_new_tasks(before)
+
+
+async def test_silent_partition_is_detected_and_the_stream_resumes() -> None:
+    # The proxy stops relaying without closing anything: neither side hears a thing. The client
+    # notices by its keepalive/ping timeout; the gateway keeps the dead stream as the session's
+    # subscriber until it notices too (here: the proxy closes the stalled upstream later), and
+    # the client keeps re-attaching within its retry budget meanwhile.
+    config = SimConfig(rate=20.0, galaxy_size=60, replay_capacity=100_000)
+    before = asyncio.all_tasks()
+    async with SimulatedGateway(config) as sim, TcpProxy(sim.endpoint) as proxy:
+        options = ClientOptions(endpoint=proxy.endpoint, plaintext=True, keepalive_seconds=1.0)
+        async with GatewayClient(options) as client:
+            session = await advised_session(client, sim, items=5)  # 100 events/s
+            seen: list[MxEvent] = []
+            consumer = asyncio.create_task(_consume(session, "batches", seen, budget=60))
+            await _wait_for(lambda: len(seen) >= 50)
+            loop = asyncio.get_running_loop()
+            assert proxy.stall() == 1
+            stalled_at = loop.time()
+            await _wait_for(lambda: proxy.connections >= 2, within=30)  # the client noticed
+            detected = loop.time() - stalled_at
+            assert detected < 25  # keepalive 1 s + the 10 s ping timeout, with slack
+            await asyncio.sleep(0.5)
+            assert not consumer.done()  # refused as a second subscriber, still trying
+            mark = len(seen)
+            assert proxy.cut(stalled_only=True) == 1  # now the gateway sees the old stream end
+            await _wait_for(lambda: len(seen) >= mark + 200)
+            consumer.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await consumer
+            assert all(e.replay_gap is None for e in seen)
+            assert_contiguous(sequences(seen))
+            await session.close()
+    await assert_no_new_tasks(before)
+
+
+@pytest.mark.parametrize("path", ["batches", "single"])
+async def test_restart_that_loses_the_session_ends_with_session_not_found(path: str) -> None:
+    before = asyncio.all_tasks()
+    async with (
+        SimulatedGateway(SimConfig(rate=20.0, galaxy_size=60)) as sim,
+        await GatewayClient.connect(endpoint=sim.endpoint, plaintext=True) as client,
+    ):
+        session = await advised_session(client, sim, items=5)
+        seen: list[MxEvent] = []
+        consumer = asyncio.create_task(_consume(session, path, seen, budget=30))
+        await _wait_for(lambda: len(seen) >= 20)
+        await sim.restart()  # same port; sessions are gone, as after a real restart
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with pytest.raises(MxGatewaySessionNotFoundError):
+            await asyncio.wait_for(consumer, 20)
+        assert loop.time() - started < 20
+        assert_contiguous(sequences(seen))
+        with pytest.raises(MxGatewaySessionNotFoundError):
+            await session.register("after-restart")
+        fresh = await advised_session(client, sim, items=1)  # the client itself carries on
+        await fresh.close()
+    await assert_no_new_tasks(before)
+
+
+async def test_gateway_gone_ends_streams_and_calls_with_typed_errors_and_no_task_left() -> None:
+    before = asyncio.all_tasks()
+    sim = SimulatedGateway(SimConfig(rate=20.0, galaxy_size=60))
+    await sim.start()
+    try:
+        async with await GatewayClient.connect(
+            endpoint=sim.endpoint, plaintext=True, timeout=5.0
+        ) as client:
+            first = await advised_session(client, sim, items=5)
+            second = await advised_session(client, sim, items=5)
+            seen: list[MxEvent] = []
+            streams = [
+                asyncio.create_task(_consume(first, "batches", seen, budget=1.5)),
+                asyncio.create_task(_consume(second, "single", [], budget=1.5)),
+            ]
+            await _wait_for(lambda: len(seen) >= 20)
+            await sim.stop()  # for good: nothing listens on the port any more
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            with pytest.raises(MxGatewayTransportError):
+                await first.register("gone")
+            results = await asyncio.wait_for(asyncio.gather(*streams, return_exceptions=True), 30)
+            elapsed = loop.time() - started
+            for result in results:
+                assert isinstance(result, MxGatewayStreamLostError), repr(result)
+            assert elapsed < 1.5 + 15
+    finally:
+        await sim.stop()
+    await assert_no_new_tasks(before)
