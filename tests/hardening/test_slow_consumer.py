@@ -18,6 +18,7 @@ from mxgateway import (
     ProtocolStatusCode,
     SessionState,
 )
+from mxgateway.generated import mxaccess_gateway_pb2 as pb
 from mxgateway.sim import SimConfig, SimulatedGateway
 from mxgateway.sim._galaxy import Galaxy
 from tests.hardening.proxy import TcpProxy
@@ -92,22 +93,27 @@ async def test_paused_consumer_overflows_with_a_typed_error_and_bounded_memory(
         else:
             assert state == SessionState.READY
             await session.register("after")  # the session carries on; a new stream works
-            # ...at a rate any consumer keeps up with (the slow twin run reads single messages
-            # slower than 40,000 events/s, and would overflow the new stream too).
-            await session.unsubscribe_bulk(server, [r.item_handle for r in subscribed[2:]])
-            events = [e async for e in _first(session.stream_events(), 5)]
-            assert len(events) == 5
+            # Stop production first: a queue nobody reads keeps filling and overflowing (the
+            # contract's "keep a reader attached"), so a reader attaching to a nearly full queue
+            # could overflow at once. Attach, then produce at a rate any consumer keeps up with.
+            await session.unsubscribe_bulk(server, [r.item_handle for r in subscribed])
+            fresh = asyncio.ensure_future(
+                asyncio.wait_for(_first_new_item(session.stream_events(), subscribed), 30)
+            )
+            await asyncio.sleep(0.2)
+            (again,) = await session.subscribe_bulk(server, references[:1])
+            assert (await fresh) == again.item_handle
         await session.close()
 
 
-async def _first(stream: AsyncIterator[MxEvent], n: int) -> AsyncIterator[MxEvent]:
-    count = 0
+async def _first_new_item(stream: AsyncIterator[MxEvent], old: list[pb.SubscribeResult]) -> int:
+    """Read ``stream`` (the old items' stale events first) up to an event of a new item."""
+    stale = {r.item_handle for r in old}
     async for event in stream:
-        yield event
-        count += 1
-        if count >= n:
-            break
-    await stream.aclose()  # type: ignore[attr-defined]
+        if event.item_handle and event.item_handle not in stale:
+            await stream.aclose()  # type: ignore[attr-defined]
+            return event.item_handle
+    raise AssertionError("the stream ended")
 
 
 async def test_overflow_while_reconnecting_is_the_typed_overflow_error() -> None:
