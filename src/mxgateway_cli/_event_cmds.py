@@ -1,9 +1,10 @@
 """Event commands: ``stream-events`` (a session's events) and ``smoke`` (an end-to-end check).
 
 ``stream-events`` prints one MxEvent (protobuf JSON) per line and stops at ``--max-events``,
-at ``--timeout`` seconds, or when the gateway ends the stream, and exits 0. ``smoke`` opens a
-session, registers, adds and advises one item, waits for ``--max-events`` events and closes the
-session in a ``finally`` block, whatever happened.
+at ``--timeout`` seconds, or when the gateway ends the stream, and exits 0. A broken stream is
+resumed after the last printed sequence for up to ``--retry-budget`` seconds, then exits 3.
+``smoke`` opens a session, registers, adds and advises one item, waits for ``--max-events``
+events and closes the session in a ``finally`` block, whatever happened.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from mxgateway_cli._connection import (
     gateway_client,
     json_parent,
     positive_int,
+    seconds,
     uint64,
 )
 from mxgateway_cli._exit_codes import EXIT_OK
@@ -31,6 +33,8 @@ from mxgateway_cli._output import emit, emit_json, progress
 from mxgateway_cli._streams import consume
 
 __all__ = ["add_event_commands", "event_text"]
+
+DEFAULT_RETRY_BUDGET_S = 30.0  # the library's default
 
 
 def _name(value: Any) -> str:
@@ -81,7 +85,9 @@ async def cmd_stream_events(args: argparse.Namespace) -> int:
         await connected(client, args)
         progress(f"streaming events of session {args.session_id} (Ctrl-C to stop)")
         await consume(
-            session.stream_events(after_worker_sequence=args.after_sequence),
+            session.stream_events(
+                after_worker_sequence=args.after_sequence, retry_budget_s=args.retry_budget
+            ),
             _printer(args.json),
             max_items=args.max_events,
             seconds=args.timeout,
@@ -168,6 +174,16 @@ def add_event_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
         default=0,
         metavar="SEQ",
         help="resume after this worker sequence (replayed by the gateway; 0: live only)",
+    )
+    parser.add_argument(
+        "--retry-budget",
+        type=seconds,
+        default=DEFAULT_RETRY_BUDGET_S,
+        metavar="SECONDS",
+        help=(
+            "keep reconnecting a broken stream this long, then exit 3 "
+            f"(default {DEFAULT_RETRY_BUDGET_S:g})"
+        ),
     )
     parser.set_defaults(handler=cmd_stream_events)
 

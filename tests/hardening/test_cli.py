@@ -78,6 +78,22 @@ def test_a_bounded_stream_still_reports_the_lost_gateway() -> None:
     assert stream.returncode == 3
 
 
+def test_retry_budget_bounds_the_reconnecting() -> None:
+    with simulator(rate=20.0, galaxy_size=60, api_keys={KEY: None}) as (sim, endpoint):
+        stream = _stream(endpoint, advised_session(endpoint), "--retry-budget", "2")
+        assert stream.stdout is not None
+        stream.stdout.readline()
+        sim_call(sim, "stop")
+        stopped = time.monotonic()
+        stdout, stderr = stream.communicate(timeout=30)
+    elapsed = time.monotonic() - stopped
+    assert_clean(stdout, stderr, ("stream-events",))
+    assert stream.returncode == 3, (stdout, stderr)
+    # Not the default's 30 s; the floor is the budget (less the time to notice the loss).
+    assert 1.0 < elapsed < 15, elapsed
+    assert "lost" in stderr, stderr
+
+
 def test_failing_commands_print_no_key_and_no_password(tmp_path: Path) -> None:
     password_file = tmp_path / "password"
     password_file.write_text(PASSWORD + "\n", encoding="utf-8")
@@ -122,6 +138,8 @@ def test_failing_commands_print_no_key_and_no_password(tmp_path: Path) -> None:
         ),
         (["stream-events", "--session-id", "s", "--max-events", "many"], "--max-events"),
         (["stream-events", "--session-id", "s", "--timeout", "inf"], "--timeout"),
+        (["stream-events", "--session-id", "s", "--retry-budget", "0"], "--retry-budget"),
+        (["stream-events", "--session-id", "s", "--retry-budget", "nan"], "--retry-budget"),
         (["stream-events", "--session-id", " "], "session-id"),
     ],
     ids=lambda value: " ".join(value) if isinstance(value, list) else None,
