@@ -34,8 +34,15 @@ EventPath = Literal["batches", "single"]
 _RETRYABLE = frozenset(
     {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN}
 )
+# Words of a FAILED_PRECONDITION that no wait cures (the others mean: the slot is still taken).
+_SESSION_ENDING = ("FAULTED", "EVENTQUEUEOVERFLOW", "CLOSING", "CLOSED")
 _BACKOFF_FIRST_S = 0.05
 _BACKOFF_MAX_S = 2.0
+# A stream closed just before (this program's, or a CLI run stopped a moment ago) can still hold
+# the session's one subscriber slot until the gateway sees its cancellation. The first attach
+# waits this long for it to leave; a subscriber still there after that is a live one.
+_ATTACH_GRACE_S = 2.0
+_ATTACH_RETRY_S = 0.1
 
 
 async def stream_event_batches(
@@ -58,7 +65,8 @@ async def stream_event_batches(
     dropped, so each worker_sequence is yielded once and in order. A stream the gateway ends
     normally is also resumed (a restarting gateway ends streams that way) unless ``closed()``
     says the session was closed here; a session the gateway no longer knows then raises
-    MxGatewaySessionNotFoundError.
+    MxGatewaySessionNotFoundError. The first attach waits up to ``_ATTACH_GRACE_S`` for a
+    subscriber that is leaving; one still attached after that raises MxGatewayProtocolError.
     """
     if after_worker_sequence < 0:
         raise ValueError("after_worker_sequence must be >= 0")
@@ -71,6 +79,7 @@ async def stream_event_batches(
     decode_batch = _codec.impl.decode_event_batch
     decode_event = _codec.impl.decode_event
     attempts = 0
+    refused_since: float | None = None
     while True:
         client._live_channel()  # a closed client cannot stream
         if on_path is not None:
@@ -119,6 +128,12 @@ async def stream_event_batches(
                 logger.info("gateway lacks StreamEventBatches; falling back to StreamEvents")
                 path = "single"
                 continue
+            if attempts == 0 and _still_subscribed(code, error.details()):
+                now = time.monotonic()
+                refused_since = now if refused_since is None else refused_since
+                if now - refused_since < _ATTACH_GRACE_S:
+                    await asyncio.sleep(_ATTACH_RETRY_S)
+                    continue
             # After a break, the gateway may not have noticed yet that our previous stream is
             # gone (a silent partition, or a reconnect faster than its close): it refuses the
             # new one as a second subscriber until it does. Keep trying within the budget.
@@ -148,12 +163,11 @@ async def stream_event_batches(
 
 
 def _still_subscribed(code: grpc.StatusCode, details: str | None) -> bool:
-    """FAILED_PRECONDITION because the session still has a subscriber (not a faulted session)."""
-    text = details or ""
-    return (
-        code == grpc.StatusCode.FAILED_PRECONDITION
-        and "FAULTED" not in text
-        and "EventQueueOverflow" not in text
+    """FAILED_PRECONDITION because the session still has a subscriber (not because the session
+    is faulted, overflowed, closing or closed: those do not pass by waiting)."""
+    text = (details or "").upper()
+    return code == grpc.StatusCode.FAILED_PRECONDITION and not any(
+        word in text for word in _SESSION_ENDING
     )
 
 

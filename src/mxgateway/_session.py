@@ -630,7 +630,9 @@ class Session:
         after the last sequence seen, so nothing is lost or doubled; a ReplayGap (events older
         than the gateway kept) arrives as an event whose ``replay_gap`` is set. After
         ``retry_budget_s`` without success it raises MxGatewayStreamLostError. Breaking out,
-        ``aclose()`` or cancelling the task cancels the call.
+        ``aclose()`` or cancelling the task cancels the call. A session has one event stream at a
+        time: a new one waits up to 2 s for the previous one to leave, then raises
+        MxGatewayProtocolError (FAILED_PRECONDITION).
         """
         async for batch in stream_event_batches(
             self._client,

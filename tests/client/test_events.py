@@ -12,6 +12,7 @@ import pytest
 from mxgateway import (
     GatewayClient,
     MxEvent,
+    MxGatewayProtocolError,
     MxGatewaySessionNotFoundError,
     MxGatewayStreamLostError,
     Session,
@@ -117,6 +118,39 @@ async def test_cancelling_consumer_cancels_call(
     # The gateway saw the subscriber leave: a new stream is accepted (not FAILED_PRECONDITION).
     events = await take(session.stream_events(), 1)
     assert events
+    await session.close()
+
+
+async def test_first_attach_waits_for_a_leaving_subscriber(
+    client: GatewayClient, sim: SimulatedGateway
+) -> None:
+    session = await _advised_session(client, sim)
+    holder = session.stream_events()
+    await anext(holder)  # attached: the session's one subscriber slot is taken
+    second = asyncio.create_task(take(session.stream_events(), 2))
+    await asyncio.sleep(0.5)
+    assert not second.done()  # refused so far, and waiting for the slot
+    await holder.aclose()  # type: ignore[attr-defined]
+    events = await asyncio.wait_for(second, 10)
+    assert len(events) == 2
+    await session.close()
+
+
+async def test_a_live_second_subscriber_is_refused_after_the_grace(
+    client: GatewayClient, sim: SimulatedGateway
+) -> None:
+    session = await _advised_session(client, sim)
+    holder = session.stream_event_batches()
+    await anext(holder)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(MxGatewayProtocolError) as info:
+        await take(session.stream_event_batches(), 1)
+    assert loop.time() - started >= 1.5  # it waited for the slot before giving up
+    assert info.value.grpc_code == "FAILED_PRECONDITION"
+    assert "subscriber" in str(info.value)
+    assert await anext(holder)  # the first stream is untouched
+    await holder.aclose()  # type: ignore[attr-defined]
     await session.close()
 
 
