@@ -467,6 +467,16 @@ class Session:
             "unsubscribe_bulk", pb.UnsubscribeBulkCommand, server_handle, item_handles, timeout
         )
 
+    async def _writes_bulk(
+        self, arm: str, message: Any, server_handle: int, entries: list[Any], timeout: Any
+    ) -> list[pb.BulkWriteResult]:
+        reply = await self._bulk(
+            arm,
+            message(server_handle=_handle("server_handle", server_handle), entries=entries),
+            timeout,
+        )
+        return list(reply.bulk_write.results)
+
     async def write_bulk(
         self,
         server_handle: int,
@@ -487,14 +497,9 @@ class Session:
             )
             for h, v in entries
         ]
-        reply = await self._bulk(
-            "write_bulk",
-            pb.WriteBulkCommand(
-                server_handle=_handle("server_handle", server_handle), entries=items
-            ),
-            timeout,
+        return await self._writes_bulk(
+            "write_bulk", pb.WriteBulkCommand, server_handle, items, timeout
         )
-        return list(reply.bulk_write.results)
 
     async def write2_bulk(
         self,
@@ -516,14 +521,9 @@ class Session:
             )
             for h, v, ts in entries
         ]
-        reply = await self._bulk(
-            "write2_bulk",
-            pb.Write2BulkCommand(
-                server_handle=_handle("server_handle", server_handle), entries=items
-            ),
-            timeout,
+        return await self._writes_bulk(
+            "write2_bulk", pb.Write2BulkCommand, server_handle, items, timeout
         )
-        return list(reply.bulk_write.results)
 
     async def write_secured_bulk(
         self,
@@ -547,14 +547,9 @@ class Session:
             )
             for h, v in entries
         ]
-        reply = await self._bulk(
-            "write_secured_bulk",
-            pb.WriteSecuredBulkCommand(
-                server_handle=_handle("server_handle", server_handle), entries=items
-            ),
-            timeout,
+        return await self._writes_bulk(
+            "write_secured_bulk", pb.WriteSecuredBulkCommand, server_handle, items, timeout
         )
-        return list(reply.bulk_write.results)
 
     async def write_secured2_bulk(
         self,
@@ -579,14 +574,9 @@ class Session:
             )
             for h, v, ts in entries
         ]
-        reply = await self._bulk(
-            "write_secured2_bulk",
-            pb.WriteSecured2BulkCommand(
-                server_handle=_handle("server_handle", server_handle), entries=items
-            ),
-            timeout,
+        return await self._writes_bulk(
+            "write_secured2_bulk", pb.WriteSecured2BulkCommand, server_handle, items, timeout
         )
-        return list(reply.bulk_write.results)
 
     async def read_bulk(
         self,
