@@ -32,8 +32,8 @@ from mxgateway._errors import (
 )
 from mxgateway._galaxy import BrowseNode, GalaxyRepositoryClient
 from mxgateway._loop import preferred_event_loop, run
-from mxgateway._options import ClientOptions
-from mxgateway._session import Session
+from mxgateway._options import ClientOptions, EventReceiver
+from mxgateway._session import Session, StreamPath
 from mxgateway._version import __version__
 from mxgateway.generated.galaxy_repository_pb2 import (
     DeployEvent,
@@ -61,7 +61,10 @@ from mxgateway.types import (
     MxStatusSource,
     MxValue,
     ProtocolStatusCode,
+    RecoveryFailure,
     ReplayGap,
+    SessionItem,
+    SessionRecovered,
     SessionState,
     ns_to_datetime,
 )
@@ -81,6 +84,7 @@ __all__ = [
     "ClientOptions",
     "DeployEvent",
     "EventBody",
+    "EventReceiver",
     "GalaxyAttribute",
     "GalaxyObject",
     "GalaxyRepositoryClient",
@@ -108,9 +112,13 @@ __all__ = [
     "MxStatusSource",
     "MxValue",
     "ProtocolStatusCode",
+    "RecoveryFailure",
     "ReplayGap",
     "Session",
+    "SessionItem",
+    "SessionRecovered",
     "SessionState",
+    "StreamPath",
     "__version__",
     "codec_implementation",
     "decode_event",

@@ -10,7 +10,7 @@ import grpc
 
 from mxgateway._channel import open_channel
 from mxgateway._errors import MxGatewayClientClosedError, MxGatewayTransportError
-from mxgateway._options import ClientOptions
+from mxgateway._options import ClientOptions, EventReceiver
 
 __all__ = ["ClientBase", "build_options"]
 
@@ -24,10 +24,17 @@ def build_options(
     ca_file: str | None,
     server_name_override: str | None,
     timeout: float | None,
+    event_receiver: EventReceiver | None = None,
 ) -> ClientOptions:
     """ClientOptions from either a ready ``options`` or the keyword arguments (not both)."""
     if options is not None:
-        if endpoint is not None or api_key is not None or plaintext or ca_file:
+        if (
+            endpoint is not None
+            or api_key is not None
+            or plaintext
+            or ca_file
+            or event_receiver is not None
+        ):
             raise ValueError("pass either options= or the individual connection arguments")
         return options
     if endpoint is None:
@@ -39,6 +46,7 @@ def build_options(
         ca_file=ca_file,
         server_name_override=server_name_override,
         timeout=timeout,
+        event_receiver=event_receiver or "thread",
     )
 
 
@@ -95,6 +103,7 @@ class ClientBase:
         ca_file: str | None = None,
         server_name_override: str | None = None,
         timeout: float | None = 30.0,
+        event_receiver: EventReceiver | None = None,
         options: ClientOptions | None = None,
     ) -> Self:
         """Open a client for ``endpoint`` (``host:port``); the channel connects lazily.
@@ -102,6 +111,7 @@ class ClientBase:
         Use as ``async with await Client.connect(endpoint=..., api_key=...) as client:``.
         TLS is the default; pass ``plaintext=True`` for an unencrypted channel, ``ca_file``
         for a private CA, or a ready ``options=ClientOptions(...)`` instead of the keywords.
+        ``event_receiver`` (``"thread"``, the default, or ``"aio"``) is how StreamEvents is read.
         """
         return cls(
             build_options(
@@ -112,6 +122,7 @@ class ClientBase:
                 ca_file=ca_file,
                 server_name_override=server_name_override,
                 timeout=timeout,
+                event_receiver=event_receiver,
             )
         )
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 import grpc
 
 from mxgateway._alarm_feed import AlarmFeedItem, acknowledge_result_from_pb, feed_item_from_pb
 from mxgateway._base import ClientBase
+from mxgateway._channel import sync_receiver_available
 from mxgateway._options import ClientOptions
 from mxgateway._rpc import call, check_protocol_status, translate_rpc_error
 from mxgateway.generated import mxaccess_gateway_pb2 as pb
@@ -20,6 +22,8 @@ if TYPE_CHECKING:
 
 __all__ = ["GatewayClient"]
 
+logger = logging.getLogger("mxgateway")
+
 _SERVICE = "/mxaccess_gateway.v1.MxAccessGateway/"
 
 
@@ -28,11 +32,19 @@ class GatewayClient(ClientBase):
 
     Open with ``async with await GatewayClient.connect(endpoint=..., api_key=...) as client:``.
     Every call carries ``authorization: Bearer <api_key>``; TLS is the default and
-    ``plaintext=True`` must be asked for. A closed client cannot be reused.
+    ``plaintext=True`` must be asked for. A closed client cannot be reused; closing it ends its
+    event streams.
     """
 
     def __init__(self, options: ClientOptions) -> None:
         super().__init__(options)
+        # Whether the gateway offers StreamEventBatches: None until a stream learns it.
+        self._batches_offered: bool | None = None
+        self._thread_receiver = options.event_receiver == "thread" and sync_receiver_available()
+        if options.event_receiver == "thread" and not self._thread_receiver:
+            logger.info("this gRPC has no single-threaded unary-stream: aio event receiver")
+        # The message sources of running event streams (closing the client cancels them).
+        self._streams: set[Any] = set()
         channel = self._live_channel()
         self._stub = pb_grpc.MxAccessGatewayStub(channel)
         # Event streams skip protobuf objects: the response is the raw bytes, which the codec
@@ -51,6 +63,40 @@ class GatewayClient(ClientBase):
                 response_deserializer=None,
             )
         )
+
+    @property
+    def event_receiver(self) -> str:
+        """The receiver StreamEvents is read with: ``"thread"`` or ``"aio"``."""
+        return "thread" if self._thread_receiver else "aio"
+
+    def _no_event_batches(self) -> None:
+        """The gateway answered StreamEventBatches with UNIMPLEMENTED: use StreamEvents from
+        now on (said once per client)."""
+        if self._batches_offered is not False:
+            logger.info(
+                "%s lacks StreamEventBatches; events come through StreamEvents (%s receiver)",
+                self.options.endpoint,
+                self.event_receiver,
+            )
+        self._batches_offered = False
+
+    def _reconnected_waiter(self) -> Callable[[], Awaitable[object]] | None:
+        """While the channel is not connected: a wait for it to be (a stream retries as soon
+        as the gateway is back); None while it is connected (then only the backoff counts)."""
+        channel = self._channel
+        if channel is None:
+            return None
+        if channel.get_state(try_to_connect=False) == grpc.ChannelConnectivity.READY:
+            return None
+        return channel.channel_ready
+
+    async def close(self) -> None:
+        """Close the channel and end every event stream of this client. Idempotent."""
+        for stream in list(self._streams):
+            cancel = getattr(stream, "cancel", None)
+            if cancel is not None:
+                cancel()
+        await super().close()
 
     # -- sessions ----------------------------------------------------------------------------
 
@@ -80,15 +126,30 @@ class GatewayClient(ClientBase):
         client_session_name: str = "",
         *,
         lease_seconds: int = 0,
+        recover: bool = False,
         timeout: float | None = None,
     ) -> Session:
-        """Open a gateway session and return its typed ``Session``."""
+        """Open a gateway session and return its typed ``Session``.
+
+        With ``recover=True`` the session heals itself when the gateway no longer knows it (a
+        gateway restart, an expired lease): it opens a new session, replays what it had built
+        (Register, AddItem/AddItem2/AddBufferedItem, Advise/AdviseSupervisory, the bulk adds and
+        advises, the buffered update interval, Suspend; forgetting what was removed, unadvised
+        or unregistered) and maps the new server and item handles to the ones the caller holds,
+        in commands and in events. Its event streams go on and yield a marker (an MxEvent
+        whose ``session_recovered`` says the old and new ids, the items that could not be
+        restored, and that the events in between were lost). A command in flight when the loss
+        is met raises MxGatewaySessionNotFoundError and is never sent again; user ids from
+        AuthenticateUser are not restored (passwords are never kept): authenticate again.
+        """
         from mxgateway._session import Session
 
         reply = await self.open_session_raw(
             client_session_name, lease_seconds=lease_seconds, timeout=timeout
         )
-        return Session(self, reply)
+        return Session(
+            self, reply, name=client_session_name, lease_seconds=lease_seconds, recover=recover
+        )
 
     async def close_session(
         self, session_id: str, *, timeout: float | None = None
@@ -152,7 +213,7 @@ class GatewayClient(ClientBase):
             async for event in stream:
                 yield event
         except grpc.aio.AioRpcError as error:
-            raise translate_rpc_error(error, "StreamEvents", not_found_is_session=True) from None
+            raise translate_rpc_error(error, "StreamEvents", not_found_is_session=True) from error
         finally:
             stream.cancel()
 
@@ -198,7 +259,7 @@ class GatewayClient(ClientBase):
             async for snapshot in stream:
                 alarms.append(active_alarm_from_pb(snapshot))
         except grpc.aio.AioRpcError as error:
-            raise translate_rpc_error(error, "QueryActiveAlarms") from None
+            raise translate_rpc_error(error, "QueryActiveAlarms") from error
         finally:
             stream.cancel()
         return alarms

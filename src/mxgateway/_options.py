@@ -3,13 +3,35 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from pathlib import Path
+from typing import Literal
 
-__all__ = ["DEFAULT_MAX_MESSAGE_BYTES", "ClientOptions", "mask_api_key"]
+__all__ = [
+    "DEFAULT_KEEPALIVE_S",
+    "DEFAULT_MAX_MESSAGE_BYTES",
+    "ClientOptions",
+    "EventReceiver",
+    "mask_api_key",
+]
 
 # The gateway's own limit both ways; clients raise theirs to match (contract.md).
 DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+
+# grpc-core servers allow a ping without data only every 5 minutes by default and send GOAWAY
+# (too_many_pings) after 2 strikes; a quiet stream (no alarm, no deploy for hours) sends no
+# data. 6 minutes keeps clear of that with room for timer jitter. A dead peer under a flowing
+# stream is noticed sooner: flow-control pings are answered within the ping timeout or the
+# connection is dropped (see _channel.py).
+DEFAULT_KEEPALIVE_S = 360.0
+# Above this, gRPC's timers overflow or a dead peer would go unnoticed for practical purposes.
+_MAX_KEEPALIVE_S = 24 * 3600.0
+
+EventReceiver = Literal["thread", "aio"]
+"""How StreamEvents (one event per message) is received: ``"thread"``, a sync gRPC channel read
+in a dedicated thread that hands the loop lists of messages (several times cheaper per message);
+``"aio"``, grpc.aio on the event loop."""
 
 _KEY_SHAPE = re.compile(r"^mxgw_([A-Za-z0-9-]+)_.+$")
 # A plain "host:port" or "[v6]:port" target (other gRPC target forms are left to gRPC).
@@ -35,6 +57,10 @@ class ClientOptions:
     unencrypted channel, and there is no implicit localhost downgrade. ``timeout`` is the
     default deadline in seconds of unary calls (None: no deadline). ``api_key`` is sent as
     ``authorization: Bearer <key>`` on every call and stream and is masked in every repr.
+    ``keepalive_seconds`` is the HTTP/2 keepalive ping interval while a call is open (None: no
+    keepalive pings); the default respects grpc-core's default server policy (no ping without
+    data more often than every 5 minutes). ``event_receiver`` picks how StreamEvents is read
+    (see ``EventReceiver``); ``"thread"`` falls back to ``"aio"`` where gRPC lacks what it needs.
     """
 
     endpoint: str
@@ -44,7 +70,8 @@ class ClientOptions:
     server_name_override: str | None = None
     timeout: float | None = 30.0
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
-    keepalive_seconds: float | None = 30.0
+    keepalive_seconds: float | None = DEFAULT_KEEPALIVE_S
+    event_receiver: EventReceiver = "thread"
 
     def __post_init__(self) -> None:
         endpoint = self.endpoint
@@ -70,8 +97,20 @@ class ClientOptions:
             raise ValueError(f"timeout must be positive seconds or None, not {self.timeout!r}")
         if not isinstance(self.max_message_bytes, int) or self.max_message_bytes <= 0:
             raise ValueError("max_message_bytes must be a positive int")
-        if self.keepalive_seconds is not None and not self.keepalive_seconds > 0:
-            raise ValueError("keepalive_seconds must be positive seconds or None")
+        keepalive = self.keepalive_seconds
+        if keepalive is not None and not (
+            isinstance(keepalive, int | float)
+            and not isinstance(keepalive, bool)
+            and math.isfinite(keepalive)
+            and 0 < keepalive <= _MAX_KEEPALIVE_S
+        ):
+            raise ValueError(
+                f"keepalive_seconds must be positive seconds up to {_MAX_KEEPALIVE_S:g}, or None"
+            )
+        if self.event_receiver not in ("thread", "aio"):
+            raise ValueError(
+                f"event_receiver must be 'thread' or 'aio', not {self.event_receiver!r}"
+            )
 
     def __repr__(self) -> str:
         fields = ", ".join(

@@ -9,10 +9,11 @@ cut short so the error comes when the budget ends, not one backoff step later.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from mxgateway._errors import MxGatewayStreamLostError
 
@@ -88,8 +89,15 @@ class Reconnect:
         if self.on_trouble is not None:
             self.on_trouble(trouble)
 
-    async def wait(self, reason: str) -> None:
-        """Sleep before the next attempt, or raise MxGatewayStreamLostError past the budget."""
+    async def wait(
+        self, reason: str, *, ready: Callable[[], Awaitable[object]] | None = None
+    ) -> None:
+        """Sleep before the next attempt, or raise MxGatewayStreamLostError past the budget.
+
+        ``ready``, when given, is awaited during the sleep and ends it early: pass the
+        channel's readiness when the connection is down, so the stream is back as soon as the
+        gateway is (not up to one backoff step later).
+        """
         now = self._clock()
         if self._failing_since is None:
             self._failing_since = now
@@ -101,4 +109,8 @@ class Reconnect:
             )
         delay = min(self._backoff * (0.5 + random.random()), remaining)
         self._backoff = min(self._backoff * 2, BACKOFF_MAX_S)
-        await asyncio.sleep(delay)
+        if ready is None:
+            await asyncio.sleep(delay)
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(ready(), delay)

@@ -57,11 +57,15 @@ _REPLY_TOO_LARGE = (
 
 
 def translate_rpc_error(
-    error: grpc.aio.AioRpcError, what: str, *, not_found_is_session: bool = False
+    error: grpc.RpcError, what: str, *, not_found_is_session: bool = False
 ) -> MxGatewayError:
-    """The mxgateway exception for a failed gRPC call (``what`` names the call)."""
-    code = error.code()
-    details = error.details() or ""
+    """The mxgateway exception for a failed gRPC call (``what`` names the call): a grpc.aio
+    error, or the error of a sync call (the thread receiver's)."""
+    call: Any = error  # an AioRpcError, a sync call, or the thread receiver's CallError
+    if not callable(getattr(call, "code", None)):
+        return MxGatewayTransportError(f"{what} failed: {error!r}")
+    code: grpc.StatusCode = call.code()
+    details: str = call.details() or ""
     message = f"{what} failed: {code.name}: {details}" if details else f"{what} failed: {code.name}"
     name = code.name
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
@@ -95,7 +99,7 @@ async def call(what: str, invoke: Callable[[], Awaitable[T]]) -> T:
     try:
         return await invoke()
     except grpc.aio.AioRpcError as error:
-        raise translate_rpc_error(error, what) from None
+        raise translate_rpc_error(error, what) from error
 
 
 def check_protocol_status(reply: Any, what: str) -> None:

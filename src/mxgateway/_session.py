@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from datetime import datetime
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, cast
+from types import MappingProxyType, TracebackType
+from typing import TYPE_CHECKING, Any, Literal
 
 from mxgateway import _codec
-from mxgateway._errors import MxGatewayRequestTooLargeError
-from mxgateway._events import EventPath, stream_event_batches
+from mxgateway._command import arm_kind, check_reply, command_for
+from mxgateway._errors import MxGatewayRequestTooLargeError, MxGatewaySessionNotFoundError
 from mxgateway._pbconvert import event_from_pb
-from mxgateway._rpc import ensure_mxaccess_success
+from mxgateway._recovery import HandleMap, SessionState, replay
+from mxgateway._rpc import ensure_mxaccess_success, failing_statuses
+from mxgateway._stream_core import EventPath, event_lists
 from mxgateway.generated import mxaccess_gateway_pb2 as pb
-from mxgateway.types import MxDataType, MxEvent
+from mxgateway.types import MxDataType, MxEvent, SessionItem, SessionRecovered
 
 if TYPE_CHECKING:
     from mxgateway._client import GatewayClient
@@ -55,16 +59,39 @@ class Session:
 
     Typed methods raise ``MxAccessError`` (with hresult, every status and the raw reply) when
     MXAccess reports a failure; ``invoke_raw`` only raises for protocol failures. Bulk methods
-    never raise for a failing entry: each result carries ``was_successful``.
+    never raise for a failing entry: each result carries ``was_successful``. A reply that lacks
+    a part it must carry (a handle, one result per entry) raises MxGatewayProtocolError.
     Use as ``async with await client.open_session(...) as session:`` or call ``close()``.
+
+    The session keeps its items (``items``: item handle → ``SessionItem``). Opened with
+    ``recover=True`` it also rebuilds itself when the gateway no longer knows it (a restart, an
+    expired lease): see ``GatewayClient.open_session``.
     """
 
-    def __init__(self, client: GatewayClient, reply: pb.OpenSessionReply) -> None:
+    def __init__(
+        self,
+        client: GatewayClient,
+        reply: pb.OpenSessionReply,
+        *,
+        name: str = "",
+        lease_seconds: int = 0,
+        recover: bool = False,
+    ) -> None:
         self._client = client
         self._open_reply = reply
         self._closed = False
+        self._name = name
+        self._lease_seconds = lease_seconds
+        self._recover_enabled = recover
+        self._state = SessionState()
+        self._handles = HandleMap()
+        self._recovery_lock = asyncio.Lock()
+        self.last_recovery: SessionRecovered | None = None
+        """What the last recovery did (None before any)."""
+        self.recoveries = 0
+        """How many times the session was recovered."""
         self.event_path: EventPath | None = None
-        """Which stream the last ``stream_event_batches`` used: "batches" or "single"."""
+        """Which rpc the last event stream used: "batches" or "single"."""
         self.stream_trouble: str | None = None
         """While a resuming event stream is reconnecting: why (None while it is healthy)."""
 
@@ -108,7 +135,20 @@ class Session:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self.close()
+        if exc is None:
+            await self.close()
+            return
+        # The caller's exception is what matters: a close that fails now too is logged, never
+        # raised in its place.
+        try:
+            await self.close()
+        except Exception as close_error:
+            logger.warning(
+                "closing session %s after %s failed: %s",
+                self.session_id,
+                type(exc).__name__,
+                close_error,
+            )
 
     async def close(self) -> pb.CloseSessionReply | None:
         """Close the session on the gateway (idempotent; the second call does nothing)."""
@@ -116,6 +156,57 @@ class Session:
             return None
         self._closed = True
         return await self._client.close_session(self.session_id)
+
+    # -- items and recovery ------------------------------------------------------------------
+
+    @property
+    def items(self) -> Mapping[int, SessionItem]:
+        """The session's items by item handle (the caller's), kept up to date by every command
+        that adds, advises, suspends or removes them; read-only."""
+        return MappingProxyType(self._state.items)
+
+    def reference(self, event: MxEvent) -> str | None:
+        """The item definition (``Tag.Attribute``) of ``event``'s item, or None when the
+        session does not know the item (added through another session object)."""
+        item = self._state.items.get(event.item_handle)
+        if item is None or item.server_handle != event.server_handle:
+            return None
+        return item.definition
+
+    @property
+    def recovers(self) -> bool:
+        """True when the session rebuilds itself after the gateway lost it."""
+        return self._recover_enabled
+
+    async def _recover(self, failed_id: str, last_sequence: int, reason: str) -> None:
+        """Open a new session and replay this one's state on it (once per loss: a second
+        caller for the same lost session waits and finds it done)."""
+        async with self._recovery_lock:
+            if self.session_id != failed_id or self._closed:
+                return
+            reply, servers, items, recovered = await replay(
+                self._client,
+                self._state,
+                name=self._name,
+                lease_seconds=self._lease_seconds,
+                old_session_id=failed_id,
+                last_sequence=last_sequence,
+                reason=reason,
+            )
+            dead = [(f.server_handle, f.item_handle) for f in recovered.failed]
+            for _, item_handle in dead:
+                self._state.items.pop(item_handle, None)
+            self._handles.set(servers, items, dead_items=[h for _, h in dead])
+            self._open_reply = reply
+            self.last_recovery = recovered
+            self.recoveries += 1
+            logger.warning(
+                "session %s was lost (%s); recovered as %s with %d item(s) not restored",
+                failed_id,
+                reason,
+                reply.session_id,
+                len(recovered.failed),
+            )
 
     # -- invoke ------------------------------------------------------------------------------
 
@@ -126,13 +217,37 @@ class Session:
         client_correlation_id: str = "",
         timeout: float | None = None,
     ) -> pb.MxCommandReply:
-        """Invoke a command; raise only for protocol failures (see GatewayClient.invoke_raw)."""
-        return await self._client.invoke_raw(
-            self.session_id,
-            command,
-            client_correlation_id=client_correlation_id,
-            timeout=timeout,
-        )
+        """Invoke a command; raise only for protocol failures (see GatewayClient.invoke_raw).
+
+        Handles in ``command`` and in the reply are the caller's (after a recovery the session
+        translates them). A session opened with ``recover=True`` that meets a session the
+        gateway no longer knows is recovered, and the command raises
+        MxGatewaySessionNotFoundError: it is never sent again by the library (a write must not
+        happen twice), and the next command goes to the recovered session.
+        """
+        session_id = self.session_id
+        try:
+            reply = await self._client.invoke_raw(
+                session_id,
+                self._handles.command_to_live(command),
+                client_correlation_id=client_correlation_id,
+                timeout=timeout,
+            )
+        except MxGatewaySessionNotFoundError as lost:
+            if not self._recover_enabled or self._closed:
+                raise
+            await self._recover(session_id, 0, str(lost))
+            raise MxGatewaySessionNotFoundError(
+                f"{lost} (the session was recovered as {self.session_id}; the command was not "
+                "sent again)",
+                grpc_code=lost.grpc_code,
+                raw_reply=lost.raw_reply,
+            ) from lost
+        check_reply(command, reply)
+        self._handles.reply_to_caller(command, reply, self._state)
+        if reply.hresult >= 0 and not failing_statuses(reply.statuses):
+            self._state.record(command, reply)
+        return reply
 
     async def invoke(
         self,
@@ -145,15 +260,14 @@ class Session:
         reply = await self.invoke_raw(
             command, client_correlation_id=client_correlation_id, timeout=timeout
         )
-        ensure_mxaccess_success(reply, f"Invoke({_arm_kind(command)})")
+        ensure_mxaccess_success(reply, f"Invoke({arm_kind(command)})")
         return reply
 
     async def _run(self, arm: str, payload: Any, timeout: float | None = None) -> pb.MxCommandReply:
-        command = pb.MxCommand(kind=_KIND_BY_ARM[arm], **{arm: payload})
-        return await self.invoke(command, timeout=timeout)
+        return await self.invoke(command_for(arm, payload), timeout=timeout)
 
     async def _bulk(self, arm: str, payload: Any, timeout: float | None) -> pb.MxCommandReply:
-        command = pb.MxCommand(kind=_KIND_BY_ARM[arm], **{arm: payload})
+        command = command_for(arm, payload)
         _check_size(command, self._client.options.max_message_bytes)
         # Per-entry failures stay in the results; only a whole-call failure raises.
         return await self.invoke(command, timeout=timeout)
@@ -607,35 +721,47 @@ class Session:
     def _set_stream_trouble(self, trouble: str | None) -> None:
         self.stream_trouble = trouble
 
+    def _set_event_path(self, path: EventPath) -> None:
+        if self.event_path != path:
+            logger.info("session %s events via %s", self.session_id, _RPC_OF_PATH[path])
+        self.event_path = path
+
     async def stream_events(
         self,
         *,
         after_worker_sequence: int = 0,
         resume: bool = True,
         retry_budget_s: float = 30.0,
+        path: StreamPath = "auto",
     ) -> AsyncIterator[MxEvent]:
-        """Events of this session as ``MxEvent`` structs, one gRPC message each.
+        """The session's events as ``MxEvent`` structs, one at a time.
 
+        Read from StreamEventBatches when the gateway offers it (many events per message),
+        else from StreamEvents (the genuine gateway's rpc, read by the client's event receiver:
+        see ``ClientOptions.event_receiver``); ``event_path`` says which.
         With ``resume`` (the default) a broken connection is retried with backoff, resuming
         after the last sequence seen, so nothing is lost or doubled; a ReplayGap (events older
-        than the gateway kept) arrives as an event whose ``replay_gap`` is set. After
+        than the gateway kept) arrives as an event whose ``replay_gap`` is set, and a session
+        recovery (``recover=True``) as one whose ``session_recovered`` is set. After
         ``retry_budget_s`` without success it raises MxGatewayStreamLostError. Breaking out,
-        ``aclose()`` or cancelling the task cancels the call. A session has one event stream at a
-        time: a new one waits up to 2 s for the previous one to leave, then raises
-        MxGatewayProtocolError (FAILED_PRECONDITION).
+        ``aclose()`` or cancelling the task cancels the call. A session has one event stream at
+        a time: a new one waits up to 2 s for the previous one to leave, then raises
+        MxGatewayProtocolError (FAILED_PRECONDITION). ``path="single"`` reads StreamEvents even
+        where StreamEventBatches is offered (what the genuine gateway serves; for comparisons).
         """
-        async for batch in stream_event_batches(
-            self._client,
-            self.session_id,
-            path="single",
-            after_worker_sequence=after_worker_sequence,
-            resume=resume,
-            retry_budget_s=retry_budget_s,
-            on_trouble=self._set_stream_trouble,
-            closed=lambda: self._closed,
-        ):
-            for event in batch:
-                yield event
+        # aclosing: closing this generator closes the core's at once (its call, its thread).
+        async with contextlib.aclosing(
+            event_lists(
+                self,
+                prefer=_prefer(path),
+                after_worker_sequence=after_worker_sequence,
+                resume=resume,
+                retry_budget_s=retry_budget_s,
+            )
+        ) as lists:
+            async for events in lists:
+                for event in events:
+                    yield event
 
     async def stream_event_batches(
         self,
@@ -644,42 +770,38 @@ class Session:
         after_worker_sequence: int = 0,
         resume: bool = True,
         retry_budget_s: float = 30.0,
+        path: StreamPath = "auto",
     ) -> AsyncIterator[list[MxEvent]]:
-        """Events as lists from StreamEventBatches (many per message, no per-event await).
-
-        Falls back to StreamEvents (lists of one) when the gateway answers UNIMPLEMENTED;
-        ``event_path`` says which is in use. Resume semantics as ``stream_events``.
-        """
-
-        def on_path(path: EventPath) -> None:
-            if self.event_path != path:
-                logger.info("session %s events via %s", self.session_id, path)
-            self.event_path = path
-
-        async for batch in stream_event_batches(
-            self._client,
-            self.session_id,
-            path="batches",
-            max_batch_events=max_batch_events,
-            after_worker_sequence=after_worker_sequence,
-            resume=resume,
-            retry_budget_s=retry_budget_s,
-            on_path=on_path,
-            on_trouble=self._set_stream_trouble,
-            closed=lambda: self._closed,
-        ):
-            yield batch
+        """The session's events in lists (no per-event await): one list per StreamEventBatches
+        message, or, where the gateway lacks that rpc, one list per drain of StreamEvents
+        messages that arrived together. Semantics and ``path`` as ``stream_events``."""
+        async with contextlib.aclosing(
+            event_lists(
+                self,
+                prefer=_prefer(path),
+                max_batch_events=max_batch_events,
+                after_worker_sequence=after_worker_sequence,
+                resume=resume,
+                retry_budget_s=retry_budget_s,
+            )
+        ) as lists:
+            async for events in lists:
+                yield events
 
 
-_KIND_BY_ARM: dict[str, pb.MxCommandKind] = {
-    arm: cast(pb.MxCommandKind, pb.MxCommandKind.Value("MX_COMMAND_KIND_" + arm.upper()))
-    for arm in (f.name for f in pb.MxCommand.DESCRIPTOR.oneofs_by_name["payload"].fields)
-}
+_RPC_OF_PATH: dict[EventPath, str] = {"batches": "StreamEventBatches", "single": "StreamEvents"}
+
+StreamPath = Literal["auto", "single"]
+"""Which rpc a stream reads: ``"auto"``, StreamEventBatches where the gateway offers it (else
+StreamEvents); ``"single"``, StreamEvents always."""
 
 
-def _arm_kind(command: pb.MxCommand) -> str:
-    arm = command.WhichOneof("payload")
-    return arm.upper() if arm else str(command.kind)
+def _prefer(path: StreamPath) -> EventPath:
+    if path == "auto":
+        return "batches"
+    if path == "single":
+        return "single"
+    raise ValueError(f"path must be 'auto' or 'single', not {path!r}")
 
 
 def _strings(values: Sequence[str]) -> list[str]:
@@ -693,6 +815,6 @@ def _check_size(command: pb.MxCommand, limit: int) -> None:
     # A little headroom for the request envelope (session id, correlation id).
     if size > limit - 1024:
         raise MxGatewayRequestTooLargeError(
-            f"{_arm_kind(command)} is {size} bytes, over the {limit}-byte message limit; "
+            f"{arm_kind(command)} is {size} bytes, over the {limit}-byte message limit; "
             "nothing was sent: split it into smaller bulks"
         )

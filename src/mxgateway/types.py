@@ -44,7 +44,10 @@ __all__ = [
     "MxStatusSource",
     "MxValue",
     "ProtocolStatusCode",
+    "RecoveryFailure",
     "ReplayGap",
+    "SessionItem",
+    "SessionRecovered",
     "SessionState",
     "ns_to_datetime",
 ]
@@ -318,6 +321,50 @@ class AlarmTransition(msgspec.Struct, frozen=True, gc=False):
         return ns_to_datetime(self.transition_timestamp_ns)
 
 
+class SessionItem(msgspec.Struct, frozen=True, gc=False):
+    """An item of a session as the session knows it (``Session.items``): the handles the
+    caller holds, its definition (``Tag.Attribute``) and how it is subscribed."""
+
+    server_handle: int
+    item_handle: int
+    definition: str
+    kind: Literal["add_item", "add_item2", "buffered"] = "add_item"
+    context: str = ""
+    advise: Literal["advise", "supervisory"] | None = None
+    suspended: bool = False
+
+    @property
+    def advised(self) -> bool:
+        """True while the item is advised (plain or supervisory)."""
+        return self.advise is not None
+
+
+class RecoveryFailure(msgspec.Struct, frozen=True, gc=False):
+    """An item a session recovery could not restore (its handles stay the caller's)."""
+
+    server_handle: int
+    item_handle: int
+    definition: str
+    error: str
+
+
+class SessionRecovered(msgspec.Struct, frozen=True, gc=False):
+    """What a session recovery did: the gateway had lost ``old_session_id`` (a restart, an
+    expired lease); the client opened ``new_session_id`` and replayed the session's state.
+
+    The caller's server and item handles stay valid (the session maps them to the new ones,
+    in commands and in events). Events the gateway produced after ``last_sequence`` of the
+    old session and before the new session was advised are lost. ``failed`` lists the items
+    that could not be restored.
+    """
+
+    old_session_id: str
+    new_session_id: str
+    last_sequence: int
+    failed: tuple[RecoveryFailure, ...]
+    reason: str
+
+
 class MxEvent(msgspec.Struct, frozen=True, gc=False):
     """One MXAccess event, decoded from the wire without protobuf objects.
 
@@ -354,6 +401,9 @@ class MxEvent(msgspec.Struct, frozen=True, gc=False):
     buffered_data_type: MxDataType
     samples: tuple[BufferedSample, ...]
     alarm_transition: AlarmTransition | None
+    session_recovered: SessionRecovered | None = None
+    """Set only on the marker a recovering session's stream yields after it reopened the
+    session (never on the wire; family UNSPECIFIED, worker_sequence 0, like a ReplayGap)."""
 
     @property
     def source_timestamp(self) -> datetime | None:

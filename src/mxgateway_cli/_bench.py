@@ -798,6 +798,10 @@ async def measure_client(
                 progress=progress,
             )
             stats.path = session.event_path or "batches"
+            if stats.path == "single":
+                # StreamEvents carries one event per message; the lists are drains of
+                # messages that arrived together, not messages.
+                stats.messages = stats.events
         else:
             stats = StreamStats("stream_events")
             await consume_events(

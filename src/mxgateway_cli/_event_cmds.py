@@ -3,6 +3,7 @@
 ``stream-events`` prints one MxEvent (protobuf JSON) per line and stops at ``--max-events``,
 at ``--timeout`` seconds, or when the gateway ends the stream, and exits 0. A broken stream is
 resumed after the last printed sequence for up to ``--retry-budget`` seconds, then exits 3.
+A session the gateway lost (a restart) exits 1, unless ``--recover``: see ``_RECOVER_HELP``.
 ``smoke`` opens a session, registers, adds and advises one item, waits for ``--max-events``
 events and closes the session in a ``finally`` block, whatever happened.
 """
@@ -10,12 +11,22 @@ events and closes the session in a ``finally`` block, whatever happened.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import enum
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from mxgateway import MxEvent, MxGatewayStreamLostError, MxGatewayTimeoutError
+from mxgateway import (
+    GatewayClient,
+    MxEvent,
+    MxGatewaySessionNotFoundError,
+    MxGatewayStreamLostError,
+    MxGatewayTimeoutError,
+    RecoveryFailure,
+    Session,
+    SessionRecovered,
+)
 from mxgateway_cli._connection import (
     DEFAULT_TIMEOUT_S,
     attach_session,
@@ -27,7 +38,7 @@ from mxgateway_cli._connection import (
     seconds,
     uint64,
 )
-from mxgateway_cli._exit_codes import EXIT_OK
+from mxgateway_cli._exit_codes import EXIT_OK, UsageError
 from mxgateway_cli._json import event_dict
 from mxgateway_cli._output import emit, emit_json, progress
 from mxgateway_cli._streams import consume
@@ -35,6 +46,16 @@ from mxgateway_cli._streams import consume
 __all__ = ["add_event_commands", "event_text"]
 
 DEFAULT_RETRY_BUDGET_S = 30.0  # the library's default
+
+_RECOVER_HELP = (
+    "when the gateway has lost the session (a restart, an expired lease): open a new session, "
+    "subscribe the --item references on it (SubscribeBulk), print one sessionRecovered line "
+    "with the old and new ids, and go on streaming; later losses are recovered the same way. "
+    "This process did not build the session (open-session and subscribe-bulk ran elsewhere), "
+    "so only the --item references are restored, with new item handles; without --item the "
+    "new session has no items. The new session is left open for the process that owns it. "
+    "Without --recover a lost session exits 1."
+)
 
 
 def _name(value: Any) -> str:
@@ -65,12 +86,50 @@ def event_text(event: MxEvent) -> str:
             f"replay-gap requested-after={gap.requested_after_sequence} "
             f"oldest={gap.oldest_available_sequence}"
         )
+    if event.session_recovered is not None:
+        return recovered_text(event.session_recovered)
     return " ".join(parts)
+
+
+def recovered_text(recovered: SessionRecovered) -> str:
+    """One human line for a session recovery."""
+    text = (
+        f"session recovered: {recovered.old_session_id} -> {recovered.new_session_id} "
+        f"(events after #{recovered.last_sequence} of the old session are lost)"
+    )
+    if recovered.failed:
+        text += " not restored: " + ", ".join(f.definition for f in recovered.failed)
+    return text
+
+
+def recovered_dict(recovered: SessionRecovered) -> dict[str, Any]:
+    """The JSON line of a session recovery (the other lines are MxEvents)."""
+    return {
+        "sessionRecovered": {
+            "failed": [
+                {"definition": f.definition, "error": f.error, "itemHandle": f.item_handle}
+                for f in recovered.failed
+            ],
+            "lastSequence": str(recovered.last_sequence),
+            "newSessionId": recovered.new_session_id,
+            "oldSessionId": recovered.old_session_id,
+            "reason": recovered.reason,
+        }
+    }
+
+
+def _print_recovered(json_mode: bool, recovered: SessionRecovered) -> None:
+    if json_mode:
+        emit_json(recovered_dict(recovered))
+    else:
+        emit(False, None, recovered_text(recovered))
 
 
 def _printer(json_mode: bool) -> Callable[[MxEvent], None]:
     def print_event(event: MxEvent) -> None:
-        if json_mode:
+        if event.session_recovered is not None:
+            _print_recovered(json_mode, event.session_recovered)
+        elif json_mode:
             emit_json(event_dict(event))
         else:
             emit(False, None, event_text(event))
@@ -78,25 +137,71 @@ def _printer(json_mode: bool) -> Callable[[MxEvent], None]:
     return print_event
 
 
+async def _reopen(client: GatewayClient, lost: Session, args: argparse.Namespace) -> Session:
+    """--recover for a session another process built: a new session with the --item
+    references subscribed (this process knows nothing else of the old one)."""
+    session = await client.open_session("mxgw-py stream-events", recover=True)
+    failed = []
+    if args.item:
+        server = await session.register("mxgw-py stream-events")
+        for result in await session.subscribe_bulk(server, args.item):
+            if not result.was_successful:
+                failed.append(result)
+    _print_recovered(
+        args.json,
+        SessionRecovered(
+            old_session_id=lost.session_id,
+            new_session_id=session.session_id,
+            last_sequence=0,
+            failed=tuple(
+                RecoveryFailure(r.server_handle, 0, r.tag_address, r.error_message) for r in failed
+            ),
+            reason="the gateway no longer knows the session",
+        ),
+    )
+    return session
+
+
 async def cmd_stream_events(args: argparse.Namespace) -> int:
     """Print a session's events until the bound, the timeout or the end of the stream."""
+    if args.item and not args.recover:
+        raise UsageError("--item is only used with --recover")
     async with gateway_client(args) as client:
         session = attach_session(client, args.session_id)
         await connected(client, args)
         progress(f"streaming events of session {args.session_id} (Ctrl-C to stop)")
-        await consume(
-            session.stream_events(
-                after_worker_sequence=args.after_sequence, retry_budget_s=args.retry_budget
-            ),
-            _printer(args.json),
-            max_items=args.max_events,
-            seconds=args.timeout,
-        )
+        loop = asyncio.get_running_loop()
+        deadline = None if args.timeout is None else loop.time() + args.timeout
+        printed = 0
+
+        def print_event(event: MxEvent) -> None:
+            nonlocal printed
+            printed += 1
+            printer(event)
+
+        printer = _printer(args.json)
+        while True:
+            remaining = None if deadline is None else max(0.0, deadline - loop.time())
+            try:
+                await consume(
+                    session.stream_events(
+                        after_worker_sequence=args.after_sequence if not printed else 0,
+                        retry_budget_s=args.retry_budget,
+                    ),
+                    print_event,
+                    max_items=None if args.max_events is None else args.max_events - printed,
+                    seconds=remaining,
+                )
+                break
+            except MxGatewaySessionNotFoundError:
+                if not args.recover or session.recovers:
+                    raise
+                session = await _reopen(client, session, args)
         # Reaching the bound while the stream is still reconnecting is a lost gateway, not
         # a quiet success: the bound must not hide it.
         if session.stream_trouble is not None:
             raise MxGatewayStreamLostError(
-                f"event stream of session {args.session_id} was still reconnecting at the "
+                f"event stream of session {session.session_id} was still reconnecting at the "
                 f"--timeout bound ({session.stream_trouble})"
             )
     return EXIT_OK
@@ -184,6 +289,14 @@ def add_event_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
             "keep reconnecting a broken stream this long, then exit 3 "
             f"(default {DEFAULT_RETRY_BUDGET_S:g})"
         ),
+    )
+    parser.add_argument("--recover", action="store_true", help=_RECOVER_HELP)
+    parser.add_argument(
+        "--item",
+        action="append",
+        default=[],
+        metavar="REF",
+        help="with --recover: a reference to subscribe on a recovered session (repeatable)",
     )
     parser.set_defaults(handler=cmd_stream_events)
 

@@ -174,13 +174,16 @@ class _SingleOnlyGateway(pb_grpc.MxAccessGatewayServicer):
         return pb.CloseSessionReply()
 
     async def Invoke(self, request: Any, context: Any) -> pb.MxCommandReply:
+        ok = pb.ProtocolStatus(code=pb.PROTOCOL_STATUS_CODE_OK)
         if request.command.HasField("register"):
-            return pb.MxCommandReply(register=pb.RegisterReply(server_handle=1))
+            return pb.MxCommandReply(protocol_status=ok, register=pb.RegisterReply(server_handle=1))
         results = [
             pb.SubscribeResult(tag_address=tag, item_handle=i, was_successful=True)
             for i, tag in enumerate(request.command.subscribe_bulk.tag_addresses, start=1)
         ]
-        return pb.MxCommandReply(bulk_subscribe=pb.BulkSubscribeReply(results=results))
+        return pb.MxCommandReply(
+            protocol_status=ok, bulk_subscribe=pb.BulkSubscribeReply(results=results)
+        )
 
     async def StreamEvents(self, request: Any, context: Any) -> AsyncIterator[pb.MxEvent]:
         sequence = request.after_worker_sequence

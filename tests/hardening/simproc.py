@@ -38,6 +38,7 @@ _CALLS = frozenset(
         "drop_streams",
         "stop",
         "restart",
+        "sample_references",
         "hold_commands",
         "release_commands",
         "pending_commands",

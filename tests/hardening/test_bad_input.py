@@ -374,7 +374,7 @@ class _GarbageGateway:
         await self._hang()
 
 
-@pytest.mark.parametrize("path", ["batches", "single"])
+@pytest.mark.parametrize("path", ["batches", "single-thread", "single-aio"])
 @pytest.mark.parametrize("good", [0, 3])
 async def test_malformed_event_bytes_end_the_stream_with_a_decode_error(
     path: str, good: int
@@ -388,8 +388,11 @@ async def test_malformed_event_bytes_end_the_stream_with_a_decode_error(
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     try:
+        receiver = "aio" if path == "single-aio" else "thread"
         async with await GatewayClient.connect(
-            endpoint=f"127.0.0.1:{port}", plaintext=True
+            endpoint=f"127.0.0.1:{port}",
+            plaintext=True,
+            event_receiver=receiver,  # type: ignore[arg-type]
         ) as client:
             session = Session(client, pb.OpenSessionReply(session_id="garbage"))
             seen: list[MxEvent] = []
@@ -398,7 +401,7 @@ async def test_malformed_event_bytes_end_the_stream_with_a_decode_error(
                     async for batch in session.stream_event_batches():
                         seen.extend(batch)
                 else:
-                    async for event in session.stream_events():
+                    async for event in session.stream_events(path="single"):
                         seen.append(event)
             assert isinstance(info.value, ValueError)
             assert "offset" in str(info.value)
