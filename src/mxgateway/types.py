@@ -441,6 +441,36 @@ class MxEvent(msgspec.Struct, frozen=True, gc=False):
         )
 
 
+EMPTY_EVENT = MxEvent(
+    session_id="",
+    family=MxEventFamily.UNSPECIFIED,
+    worker_sequence=0,
+    server_handle=0,
+    item_handle=0,
+    value=None,
+    data_type=MxDataType.UNSPECIFIED,
+    variant_type="",
+    is_null=False,
+    raw_diagnostic="",
+    raw_data_type=0,
+    raw_value=b"",
+    has_value=False,
+    quality=0,
+    source_timestamp_ns=None,
+    statuses=(),
+    worker_timestamp_ns=None,
+    gateway_receive_timestamp_ns=None,
+    hresult=None,
+    raw_status="",
+    replay_gap=None,
+    body="",
+    buffered_data_type=MxDataType.UNSPECIFIED,
+    samples=(),
+    alarm_transition=None,
+)
+"""An event that carries nothing: a base for ``msgspec.structs.replace`` (markers, tests)."""
+
+
 class ActiveAlarm(msgspec.Struct, frozen=True, gc=False):
     """An alarm active now (ActiveAlarmSnapshot), from the alarm feed or QueryActiveAlarms."""
 

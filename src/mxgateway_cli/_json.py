@@ -25,12 +25,12 @@ from mxgateway import (
     AlarmTransition,
     MxDataType,
     MxEvent,
-    MxEventFamily,
     MxValue,
     encode_event,
     to_mx_value,
 )
 from mxgateway.generated import mxaccess_gateway_pb2 as pb
+from mxgateway.types import EMPTY_EVENT
 
 __all__ = [
     "acknowledge_dict",
@@ -43,35 +43,9 @@ __all__ = [
 
 _NS = 1_000_000_000
 
-# An event that carries nothing: a struct value is encoded as this event's value (by the
-# codec's encode_event, the exact inverse of decoding) and read back as a pb.MxValue.
-_EMPTY_EVENT = MxEvent(
-    session_id="",
-    family=MxEventFamily.UNSPECIFIED,
-    worker_sequence=0,
-    server_handle=0,
-    item_handle=0,
-    value=None,
-    data_type=MxDataType.UNSPECIFIED,
-    variant_type="",
-    is_null=False,
-    raw_diagnostic="",
-    raw_data_type=0,
-    raw_value=b"",
-    has_value=False,
-    quality=0,
-    source_timestamp_ns=None,
-    statuses=(),
-    worker_timestamp_ns=None,
-    gateway_receive_timestamp_ns=None,
-    hresult=None,
-    raw_status="",
-    replay_gap=None,
-    body="",
-    buffered_data_type=MxDataType.UNSPECIFIED,
-    samples=(),
-    alarm_transition=None,
-)
+# A struct value is encoded as the value of an otherwise empty event (by the codec's
+# encode_event, the exact inverse of decoding) and read back as a pb.MxValue.
+_EMPTY_EVENT = EMPTY_EVENT
 
 
 def message_dict(message: Message) -> dict[str, Any]:

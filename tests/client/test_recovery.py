@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
@@ -26,6 +26,7 @@ from mxgateway._recovery import HandleMap, SessionState
 from mxgateway.generated import mxaccess_gateway_pb2 as pb
 from mxgateway.generated import mxaccess_gateway_pb2_grpc as pb_grpc
 from mxgateway.sim import SimConfig, SimulatedGateway
+from tests.client._helpers import serve_gateway
 from tests.hardening.conftest import find_reference
 
 
@@ -267,17 +268,6 @@ class _Deficient(pb_grpc.MxAccessGatewayServicer):
         return pb.MxCommandReply(protocol_status=ok)
 
 
-async def _serve(servicer: Any, test: Callable[[str], Awaitable[None]]) -> None:
-    server = grpc.aio.server()
-    pb_grpc.add_MxAccessGatewayServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    try:
-        await test(f"127.0.0.1:{port}")
-    finally:
-        await server.stop(None)
-
-
 async def test_a_reply_without_what_it_must_carry_is_a_protocol_error() -> None:
     async def test(endpoint: str) -> None:
         async with await GatewayClient.connect(endpoint=endpoint, plaintext=True) as client:
@@ -294,7 +284,7 @@ async def test_a_reply_without_what_it_must_carry_is_a_protocol_error() -> None:
                 await session.register("no-status")
             assert dict(session.items) == {}  # nothing was recorded from a bad reply
 
-    await _serve(_Deficient(), test)  # type: ignore[abstract]
+    await serve_gateway(_Deficient(), test)  # type: ignore[abstract]
 
 
 # -- closing ----------------------------------------------------------------------------------
