@@ -66,6 +66,9 @@ from mxgateway.types import (
     SessionItem,
     SessionRecovered,
     SessionState,
+    TagChange,
+    TagValue,
+    WriteOutcome,
     ns_to_datetime,
 )
 
@@ -119,6 +122,9 @@ __all__ = [
     "SessionRecovered",
     "SessionState",
     "StreamPath",
+    "TagChange",
+    "TagValue",
+    "WriteOutcome",
     "__version__",
     "codec_implementation",
     "decode_event",

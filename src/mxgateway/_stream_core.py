@@ -12,6 +12,7 @@ lists) are thin loops over it in ``Session``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
@@ -109,16 +110,40 @@ async def event_lists(
     if not 0 <= max_batch_events < 2**32:
         raise ValueError("max_batch_events must be in 0 .. 2**32-1")
     check_budget("retry_budget_s", retry_budget_s)
-    client = session._client
     reconnect = Reconnect(
         f"event stream of session {session.session_id}",
         retry_budget_s,
         on_trouble=session._set_stream_trouble,
     )
+    session._active_streams += 1
+    try:
+        async with contextlib.aclosing(
+            _attached(session, prefer, max_batch_events, after_worker_sequence, resume, reconnect)
+        ) as lists:
+            async for events in lists:
+                if session._outcomes:
+                    session._route_outcomes(events)
+                yield events
+    finally:
+        session._active_streams -= 1
+        if session._outcomes and not session._active_streams:
+            # Confirmed writes still wait, and this was the stream that read for them.
+            session._read_outcomes()
+
+
+async def _attached(
+    session: Session,
+    prefer: EventPath,
+    max_batch_events: int,
+    last: int,
+    resume: bool,
+    reconnect: Reconnect,
+) -> AsyncGenerator[list[MxEvent], None]:
+    """The loop of ``event_lists``: attach, read, resume, recover (see there)."""
+    client = session._client
     decode_batch = _codec.impl.decode_event_batch
     decode_event = _codec.impl.decode_event
     handles = session._handles
-    last = after_worker_sequence
     attached_id = session.session_id
     attempts = 0
     refused_since: float | None = None

@@ -49,6 +49,9 @@ __all__ = [
     "SessionItem",
     "SessionRecovered",
     "SessionState",
+    "TagChange",
+    "TagValue",
+    "WriteOutcome",
     "ns_to_datetime",
 ]
 
@@ -529,3 +532,95 @@ class AcknowledgeResult(msgspec.Struct, frozen=True, gc=False):
     resulting_state: AlarmConditionState
     hresult: int
     statuses: tuple[MxStatus, ...]
+
+
+def _error_of(statuses: tuple[MxStatus, ...], hresult: int | None) -> str | None:
+    """The first failing status's text (or the hresult) of an event, else None."""
+    for status in statuses:
+        if not status.ok:
+            return status.diagnostic_text or f"MXAccess status category {status.category}"
+    if hresult is not None and hresult < 0:
+        return f"hresult 0x{hresult & 0xFFFFFFFF:08X}"
+    return None
+
+
+class WriteOutcome(msgspec.Struct, frozen=True, gc=False):
+    """How a confirmed write ended: its ON_WRITE_COMPLETE event, read for you."""
+
+    server_handle: int
+    item_handle: int
+    ok: bool
+    hresult: int | None
+    statuses: tuple[MxStatus, ...]
+    event: MxEvent
+
+    @property
+    def error(self) -> str | None:
+        """What MXAccess said went wrong (None when ``ok``)."""
+        return None if self.ok else _error_of(self.statuses, self.hresult) or "write failed"
+
+
+class TagValue(msgspec.Struct, frozen=True, gc=False):
+    """One tag read by name (``GatewayClient.read``): its value as a Python value, or why not.
+
+    ``error`` is None when the read succeeded; a tag the gateway does not know, or one MXAccess
+    could not read, has ``value`` None and the reason in ``error`` (the other tags of the same
+    call are unaffected).
+    """
+
+    tag: str
+    value: Any
+    data_type: MxDataType
+    quality: int
+    timestamp_ns: int | None
+    error: str | None
+    cached: bool
+    statuses: tuple[MxStatus, ...]
+
+    @property
+    def ok(self) -> bool:
+        """True when the read succeeded."""
+        return self.error is None
+
+    @property
+    def timestamp(self) -> datetime | None:
+        """The source timestamp as an aware UTC datetime."""
+        return ns_to_datetime(self.timestamp_ns)
+
+    @property
+    def is_good(self) -> bool:
+        """True for OPC DA good quality (192..255)."""
+        return (self.quality & 0xC0) == 0xC0
+
+
+class TagChange(msgspec.Struct, frozen=True, gc=False):
+    """One change of a subscribed tag (``GatewayClient.subscribe``), or a notice.
+
+    A tag the gateway does not know (or cannot advise) arrives once as a change whose
+    ``error`` says so, with ``value`` None. Stream-wide notices (events lost to a ReplayGap or a
+    session recovery) have ``tag`` ``"*"`` and the reason in ``error``. ``event`` is the MxEvent
+    it came from.
+    """
+
+    tag: str
+    value: Any
+    data_type: MxDataType
+    quality: int
+    timestamp_ns: int | None
+    error: str | None
+    event: MxEvent | None
+
+    @property
+    def ok(self) -> bool:
+        """True for a change without an error."""
+        return self.error is None
+
+    @property
+    def timestamp(self) -> datetime | None:
+        """The source timestamp as an aware UTC datetime."""
+        return ns_to_datetime(self.timestamp_ns)
+
+    @property
+    def is_good(self) -> bool:
+        """True for OPC DA good quality (192..255)."""
+        return (self.quality & 0xC0) == 0xC0

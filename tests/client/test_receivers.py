@@ -87,7 +87,7 @@ async def test_stream_events_runs_on_a_reader_thread(flood: SimulatedGateway) ->
         rest = [await anext(stream) for _ in range(50)]
         sequences = [e.worker_sequence for e in [first, *rest]]
         assert sequences == list(range(sequences[0], sequences[0] + 51))
-        await stream.aclose()  # type: ignore[attr-defined]
+        await stream.aclose()
         assert _reader_threads() == []  # aclose() returns after the thread ended
 
 
@@ -111,7 +111,7 @@ async def _stream_and_stop(session: Session, stop: str) -> None:
         del stream  # the generator is finalized by the loop (as after a plain ``break``)
     elif stop == "aclose":
         await anext(stream)
-        await stream.aclose()  # type: ignore[attr-defined]
+        await stream.aclose()
     elif stop == "cancel":
         got_one = asyncio.Event()
 
@@ -155,7 +155,7 @@ async def test_an_error_ends_thread_and_connection(
         with pytest.raises(MxGatewaySessionNotFoundError):
             async for _ in session.stream_events(path="single"):
                 pass
-        await stream.aclose()  # type: ignore[attr-defined]
+        await stream.aclose()
         await _until(lambda: _reader_threads() == [] and proxy.open_links == 1)
 
 
