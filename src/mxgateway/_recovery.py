@@ -55,6 +55,9 @@ class SessionState:
     def __init__(self) -> None:
         self.servers: dict[int, _Server] = {}
         self.items: dict[int, SessionItem] = {}
+        # Item handle -> definition, the dict the decoder fills MxEvent.tag from.
+        self.names: dict[int, str] = {}
+        self.version = 0  # counts changes of ``names``
 
     # -- recording -------------------------------------------------------------------------
 
@@ -70,7 +73,7 @@ class SessionState:
             server = self.servers.pop(payload.server_handle, None)
             if server is not None:
                 for handle in server.items:
-                    self.items.pop(handle, None)
+                    self._remove(handle)
         elif arm in _ADDS:
             self._add(
                 payload.server_handle,
@@ -130,6 +133,8 @@ class SessionState:
         self.items[item_handle] = SessionItem(
             server_handle, item_handle, definition, kind, context, advise
         )
+        self.names[item_handle] = definition
+        self.version += 1
         server = self.servers.get(server_handle)
         if server is None:  # registered outside this session object (invoke_raw elsewhere)
             server = self.servers[server_handle] = _Server("")
@@ -137,6 +142,8 @@ class SessionState:
 
     def _remove(self, item_handle: int) -> None:
         item = self.items.pop(item_handle, None)
+        if self.names.pop(item_handle, None) is not None:
+            self.version += 1
         if item is not None:
             server = self.servers.get(item.server_handle)
             if server is not None:

@@ -99,6 +99,8 @@ class Session:
         self._recover_enabled = recover
         self._state = SessionState()
         self._handles = HandleMap()
+        self._live_names_cache: dict[int, str] = {}
+        self._live_names_key = (-1, -1)
         self._recovery_lock = asyncio.Lock()
         self.last_recovery: SessionRecovered | None = None
         """What the last recovery did (None before any)."""
@@ -193,6 +195,22 @@ class Session:
             return None
         return item.definition
 
+    def _live_names(self) -> dict[int, str]:
+        """Live item handle -> definition, for the decoder (the state's own dict while the
+        caller's handles are the live ones; a translated copy, rebuilt on change, after a
+        recovery that moved them)."""
+        state, handles = self._state, self._handles
+        if not handles.item_to_live:
+            return state.names
+        key = (state.version, self.recoveries)
+        if self._live_names_key != key:
+            to_live = handles.item_to_live
+            self._live_names_cache = {
+                to_live.get(handle, handle): name for handle, name in state.names.items()
+            }
+            self._live_names_key = key
+        return self._live_names_cache
+
     @property
     def recovers(self) -> bool:
         """True when the session rebuilds itself after the gateway lost it."""
@@ -215,7 +233,7 @@ class Session:
             )
             dead = [(f.server_handle, f.item_handle) for f in recovered.failed]
             for _, item_handle in dead:
-                self._state.items.pop(item_handle, None)
+                self._state._remove(item_handle)
             self._handles.set(servers, items, dead_items=[h for _, h in dead])
             self._open_reply = reply
             self.last_recovery = recovered

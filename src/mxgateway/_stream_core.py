@@ -176,16 +176,17 @@ async def _attached(
                 reconnect.healthy()
                 broken: MxGatewayDecodeError | None = None
                 try:
+                    names = session._live_names()
                     if path == "single":
-                        events = [decode_event(raw) for raw in raws]
+                        events = [decode_event(raw, names) for raw in raws]
                     elif len(raws) == 1:
-                        events = decode_batch(raws[0])
+                        events = decode_batch(raws[0], names)
                     else:
-                        events = [e for raw in raws for e in decode_batch(raw)]
+                        events = [e for raw in raws for e in decode_batch(raw, names)]
                 except MxGatewayDecodeError:
                     # Deliver what decoded before the bad message, then end the stream with
                     # the error (resuming would only fetch the same bytes again).
-                    events, broken = _decoded_prefix(raws, path)
+                    events, broken = _decoded_prefix(raws, path, session._live_names())
                 if not events:
                     if broken is not None:
                         raise broken
@@ -262,14 +263,14 @@ async def _recover(
 
 
 def _decoded_prefix(
-    raws: list[bytes], path: EventPath
+    raws: list[bytes], path: EventPath, names: dict[int, str]
 ) -> tuple[list[MxEvent], MxGatewayDecodeError | None]:
     """The events of the messages before the first that does not decode, and its error."""
     decode = _codec.impl.decode_event if path == "single" else _codec.impl.decode_event_batch
     events: list[MxEvent] = []
     for raw in raws:
         try:
-            decoded = decode(raw)
+            decoded = decode(raw, names)
         except MxGatewayDecodeError as error:
             return events, error
         if path == "single":

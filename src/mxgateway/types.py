@@ -407,6 +407,9 @@ class MxEvent(msgspec.Struct, frozen=True, gc=False):
     session_recovered: SessionRecovered | None = None
     """Set only on the marker a recovering session's stream yields after it reopened the
     session (never on the wire; family UNSPECIFIED, worker_sequence 0, like a ReplayGap)."""
+    tag: str | None = None
+    """The item's definition (``Tag.Attribute``) when the session knows it (events of a
+    ``Session``'s streams; never on the wire). The session's own string, not a copy."""
 
     @property
     def source_timestamp(self) -> datetime | None:

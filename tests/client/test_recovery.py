@@ -101,6 +101,7 @@ async def test_every_event_knows_its_reference(
     seen: set[str] = set()
     async for event in session.stream_events():
         assert session.reference(event) == by_handle[event.item_handle]
+        assert event.tag == by_handle[event.item_handle]  # filled by the decoder
         seen.add(by_handle[event.item_handle])
         if seen == set(refs):
             break
@@ -204,6 +205,7 @@ async def test_handles_are_mapped_when_the_new_ones_differ(
     for event in _data(events):
         assert event.item_handle in kept.values()
         assert kept[session.reference(event)] == event.item_handle  # type: ignore[index]
+        assert event.tag == session.reference(event)  # named by its live handle
     await session.write(server, kept[writable], 12.25)
     await _within(lambda: sim.attribute(writable).value == 12.25)  # type: ignore[union-attr]
     # A new item gets a handle the caller does not already hold.
