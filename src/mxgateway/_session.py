@@ -20,7 +20,7 @@ from mxgateway._errors import (
     MxGatewaySessionNotFoundError,
     MxGatewayTimeoutError,
 )
-from mxgateway._pbconvert import event_from_pb
+from mxgateway._pbconvert import event_from_pb, read_result_from_pb
 from mxgateway._recovery import HandleMap, SessionState, replay
 from mxgateway._rpc import ensure_mxaccess_success, failing_statuses
 from mxgateway._stream_core import EventPath, event_lists
@@ -29,6 +29,7 @@ from mxgateway.types import (
     MxDataType,
     MxEvent,
     MxEventFamily,
+    ReadResult,
     SessionItem,
     SessionRecovered,
     WriteOutcome,
@@ -860,11 +861,13 @@ class Session:
         *,
         timeout_ms: int = 0,
         timeout: float | None = None,
-    ) -> list[pb.BulkReadResult]:
+    ) -> list[ReadResult]:
         """Read many tags in one round trip (``timeout_ms`` per tag, 0 = worker default).
 
-        An already advised tag returns its cached value (``was_cached``) without touching the
-        subscription.
+        Each ``ReadResult`` keeps BulkReadResult's fields with the value as a Python value and
+        the timestamp in nanoseconds (``raw`` is the generated message). A tag that fails has
+        ``was_successful`` False and never fails the call. An already advised tag returns its
+        cached value (``was_cached``) without touching the subscription.
         """
         reply = await self._bulk(
             "read_bulk",
@@ -875,7 +878,7 @@ class Session:
             ),
             timeout,
         )
-        return list(reply.bulk_read.results)
+        return [read_result_from_pb(result) for result in reply.bulk_read.results]
 
     # -- events ------------------------------------------------------------------------------
 

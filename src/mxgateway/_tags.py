@@ -18,11 +18,11 @@ from collections.abc import AsyncIterator, Iterable
 from typing import TYPE_CHECKING, Any
 
 from mxgateway._errors import MxGatewayClientClosedError
-from mxgateway._pbconvert import status_from_pb, value_from_pb
 from mxgateway.types import (
     MxDataType,
     MxEvent,
     MxEventFamily,
+    ReadResult,
     TagChange,
     TagValue,
     WriteOutcome,
@@ -316,28 +316,19 @@ def _notice(event: MxEvent) -> TagChange:
     return TagChange("*", None, MxDataType.UNSPECIFIED, 0, None, text, event)
 
 
-def _tag_value(result: Any) -> TagValue:
-    statuses = tuple(status_from_pb(s) for s in result.statuses)
-    if result.was_successful:
-        value = value_from_pb(result.value) if result.HasField("value") else None
-        error = None
-    else:
-        value = None
+def _tag_value(result: ReadResult) -> TagValue:
+    error = None
+    if not result.was_successful:
         error = result.error_message or f"hresult 0x{result.hresult & 0xFFFFFFFF:08X}"
-    timestamp_ns = (
-        result.source_timestamp.seconds * 1_000_000_000 + result.source_timestamp.nanos
-        if result.HasField("source_timestamp")
-        else None
-    )
     return TagValue(
         tag=result.tag_address,
-        value=None if value is None else value.value,
-        data_type=MxDataType.UNSPECIFIED if value is None else value.data_type,
+        value=result.value,
+        data_type=result.data_type,
         quality=result.quality,
-        timestamp_ns=timestamp_ns,
+        timestamp_ns=result.source_timestamp_ns,
         error=error,
         cached=result.was_cached,
-        statuses=statuses,
+        statuses=result.statuses,
     )
 
 

@@ -44,6 +44,7 @@ __all__ = [
     "MxStatusSource",
     "MxValue",
     "ProtocolStatusCode",
+    "ReadResult",
     "RecoveryFailure",
     "ReplayGap",
     "SessionItem",
@@ -561,6 +562,38 @@ class WriteOutcome(msgspec.Struct, frozen=True, gc=False):
     def error(self) -> str | None:
         """What MXAccess said went wrong (None when ``ok``)."""
         return None if self.ok else _error_of(self.statuses, self.hresult) or "write failed"
+
+
+class ReadResult(msgspec.Struct, frozen=True, gc=False):
+    """One tag of a ReadBulk (``Session.read_bulk``), with its value as a Python value.
+
+    The fields keep BulkReadResult's names; ``value`` is the converted value (as
+    ``MxEvent.value``) and ``source_timestamp_ns`` integer nanoseconds (``source_timestamp`` an
+    aware datetime). ``raw`` is the generated BulkReadResult, for those who want the protobuf.
+    """
+
+    tag_address: str
+    item_handle: int
+    was_successful: bool
+    was_cached: bool
+    value: Any
+    data_type: MxDataType
+    quality: int
+    source_timestamp_ns: int | None
+    error_message: str
+    hresult: int
+    statuses: tuple[MxStatus, ...]
+    raw: Any
+
+    @property
+    def source_timestamp(self) -> datetime | None:
+        """``source_timestamp_ns`` as an aware UTC datetime."""
+        return ns_to_datetime(self.source_timestamp_ns)
+
+    @property
+    def is_good(self) -> bool:
+        """True for OPC DA good quality (192..255)."""
+        return (self.quality & 0xC0) == 0xC0
 
 
 class TagValue(msgspec.Struct, frozen=True, gc=False):

@@ -238,7 +238,10 @@ async def cmd_read_bulk(args: argparse.Namespace) -> int:
     async with gateway_client(args) as client:
         session = attach_session(client, args.session_id)
         results = await session.read_bulk(args.server_handle, args.item, timeout_ms=args.timeout_ms)
-    _emit_bulk(args, "READ_BULK", results)
+    values = {
+        r.tag_address: f"{r.value!r} quality={r.quality}" for r in results if r.was_successful
+    }
+    _emit_bulk(args, "READ_BULK", [r.raw for r in results], values)
     return EXIT_OK
 
 
@@ -284,15 +287,27 @@ async def cmd_write_bulk(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _emit_bulk(args: argparse.Namespace, kind: str, results: list[Any]) -> None:
+def _emit_bulk(
+    args: argparse.Namespace,
+    kind: str,
+    results: list[Any],
+    values: dict[str, str] | None = None,
+) -> None:
+    """The results of a bulk as JSON, or a line a tag (or item) in text: its item handle and
+    outcome, and the value read where there is one."""
     dicts = [message_dict(result) for result in results]
     data = _result(args, kind, results=dicts, serverHandle=args.server_handle)
 
     def text() -> str:
         lines = []
         for entry in dicts:
-            status = "ok" if entry.get("wasSuccessful") else f"FAILED {entry.get('errorMessage')}"
-            name = entry.get("tagAddress") or f"item {entry.get('itemHandle')}"
+            tag = entry.get("tagAddress")
+            handle = entry.get("itemHandle")
+            if entry.get("wasSuccessful"):
+                status = (values or {}).get(tag or "", "ok")
+            else:
+                status = f"FAILED {entry.get('errorMessage')}"
+            name = f"{tag} (item {handle})" if tag and handle else tag or f"item {handle}"
             lines.append(f"{name}: {status}")
         return "\n".join(lines)
 
