@@ -344,7 +344,8 @@ async def _feed(
         except grpc.aio.AioRpcError as error:
             if not resume or client.closed or not _resumable(error):
                 raise translate_rpc_error(error, "StreamAlarms") from None
-            reason = f"{error.code().name}: {error.details() or ''}".rstrip(": ")
+            details = error.details()
+            reason = f"{error.code().name}: {details}" if details else error.code().name
         finally:
             stream.cancel()
         if outage is None:
