@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from mxgateway._alarm_feed import AlarmFeedItem, acknowledge_result_from_pb, feed_item_from_pb
+from mxgateway._alarm_feed import AlarmFeedItem, acknowledge_result_from_pb, follow_alarm_feed
 from mxgateway._base import ClientBase
 from mxgateway._channel import sync_receiver_available
 from mxgateway._options import ClientOptions
@@ -287,28 +287,37 @@ class GatewayClient(ClientBase):
 
     # -- central alarm feed (no session) -----------------------------------------------------
 
-    async def stream_alarms(
-        self, filter_prefix: str = "", *, client_correlation_id: str = ""
+    def stream_alarms(
+        self,
+        filter_prefix: str = "",
+        *,
+        client_correlation_id: str = "",
+        resume: bool = True,
+        retry_budget_s: float = 30.0,
+        on_trouble: Callable[[str | None], None] | None = None,
     ) -> AsyncIterator[AlarmFeedItem]:
         """Follow the gateway's central alarm feed.
 
         Yields, in the gateway's order, an ``ActiveAlarm`` per active alarm whose reference
         starts with ``filter_prefix``, one ``AlarmSnapshotComplete``, an ``AlarmProviderStatus``,
         then live ``AlarmTransition`` items (and provider status changes) until cancelled.
+
+        With ``resume`` (the default) a cut or a gateway restart is retried with backoff for up
+        to ``retry_budget_s`` seconds (then ``MxGatewayStreamLostError``); authentication and
+        permission errors raise at once. After a reconnect the feed yields an
+        ``AlarmFeedResync`` marker and then only the differences from what it had already
+        yielded (``AlarmResyncClear`` for alarms that ended meanwhile, ``ActiveAlarm`` for
+        those that appeared or changed state), never an unchanged alarm again.
+        ``on_trouble`` hears why while reconnecting, and None once the feed is back.
         """
-        request = pb.StreamAlarmsRequest(
-            alarm_filter_prefix=filter_prefix, client_correlation_id=client_correlation_id
+        return follow_alarm_feed(
+            self,
+            filter_prefix,
+            client_correlation_id=client_correlation_id,
+            resume=resume,
+            retry_budget_s=retry_budget_s,
+            on_trouble=on_trouble,
         )
-        stream = self._stub.StreamAlarms(request, metadata=self._metadata)
-        try:
-            async for message in stream:
-                item = feed_item_from_pb(message)
-                if item is not None:
-                    yield item
-        except grpc.aio.AioRpcError as error:
-            raise translate_rpc_error(error, "StreamAlarms") from None
-        finally:
-            stream.cancel()
 
     async def query_active_alarms(
         self, filter_prefix: str = "", *, client_correlation_id: str = ""

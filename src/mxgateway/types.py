@@ -27,8 +27,10 @@ __all__ = [
     "AcknowledgeResult",
     "ActiveAlarm",
     "AlarmConditionState",
+    "AlarmFeedResync",
     "AlarmProviderMode",
     "AlarmProviderStatus",
+    "AlarmResyncClear",
     "AlarmSnapshotComplete",
     "AlarmTransition",
     "AlarmTransitionKind",
@@ -660,3 +662,81 @@ class TagChange(msgspec.Struct, frozen=True, gc=False):
     def is_good(self) -> bool:
         """True for OPC DA good quality (192..255)."""
         return (self.quality & 0xC0) == 0xC0
+
+
+class AlarmFeedResync(msgspec.Struct, frozen=True, gc=False):
+    """The resuming alarm feed is back after a cut or a gateway restart.
+
+    The gateway has no resume token for the feed: every reconnect starts with a fresh
+    snapshot, which the client compares with what it has already given the consumer. This
+    marker comes first; exactly ``appeared + changed + cleared`` items follow, then the
+    provider status (only when it differs from the last one given), then live transitions.
+    The items: an ``AlarmResyncClear`` for each alarm given as active that the gateway no
+    longer lists (or lists as a new occurrence); an ``ActiveAlarm`` for each alarm that
+    appeared or whose state (acknowledgement included) changed. Alarms active and unchanged
+    are not repeated. What happened in between (several transitions of one alarm) is not
+    replayed: only the net difference.
+    """
+
+    reason: str
+    """Why the feed was lost (the last error while reconnecting, e.g. ``UNAVAILABLE: ...``)."""
+    down_since_ns: int
+    """When the feed was lost (wall clock, ns since the epoch)."""
+    outage_ns: int
+    """How long the feed was down: from the loss to the fresh snapshot being complete."""
+    attempts: int
+    """Connection attempts it took (1: the first one succeeded)."""
+    active_alarm_count: int
+    """Alarms active on the gateway now (its snapshot), matching the filter."""
+    appeared: int
+    """``ActiveAlarm`` items that follow for alarms the consumer did not have."""
+    changed: int
+    """``ActiveAlarm`` items that follow for alarms whose state or acknowledgement changed."""
+    cleared: int
+    """``AlarmResyncClear`` items that follow."""
+
+    @property
+    def down_since(self) -> datetime:
+        """``down_since_ns`` as an aware UTC datetime."""
+        return _EPOCH + timedelta(microseconds=self.down_since_ns // 1000)
+
+    @property
+    def outage(self) -> timedelta:
+        """``outage_ns`` as a timedelta."""
+        return timedelta(microseconds=self.outage_ns // 1000)
+
+
+class AlarmResyncClear(msgspec.Struct, frozen=True, gc=False):
+    """An alarm the consumer was given as active that is no longer active: it cleared (and was
+    acknowledged, where that was needed) while the feed was down.
+
+    Only ever yielded right after an ``AlarmFeedResync``; a live clear is an
+    ``AlarmTransition`` with ``transition_kind`` CLEAR. The gateway's snapshot does not say
+    when or how it ended, so this carries what the consumer last knew of the alarm. Also
+    yielded for the old occurrence when the alarm is active again with a different
+    ``original_raise_timestamp`` (it ended, then was raised anew, during the outage): the new
+    occurrence follows as an ``ActiveAlarm``.
+    """
+
+    alarm_full_reference: str
+    source_object_reference: str
+    alarm_type_name: str
+    severity: int
+    category: str
+    description: str
+    previous_state: AlarmConditionState
+    """The state the consumer last had for it."""
+    original_raise_timestamp_ns: int | None
+    """When the occurrence that ended was raised."""
+    resync_timestamp_ns: int
+    """When the reconnect found it gone (wall clock): it ended before this."""
+
+    @property
+    def original_raise_timestamp(self) -> datetime | None:
+        """``original_raise_timestamp_ns`` as an aware UTC datetime."""
+        return ns_to_datetime(self.original_raise_timestamp_ns)
+
+    @property
+    def resync_timestamp(self) -> datetime:
+        """``resync_timestamp_ns`` as an aware UTC datetime."""
+        return _EPOCH + timedelta(microseconds=self.resync_timestamp_ns // 1000)

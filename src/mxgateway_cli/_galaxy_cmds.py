@@ -4,7 +4,8 @@
 Galaxy Repository database); ``galaxy-last-deploy`` the GetLastDeployTimeReply;
 ``galaxy-discover`` one GalaxyObject per line (lazily, page by page); ``galaxy-browse`` one
 ``{"depth", "hasChildren", "object"}`` per line; ``galaxy-watch`` one DeployEvent per line until
-``--max-events`` or ``--timeout`` (exit 0).
+``--max-events`` or ``--timeout`` (exit 0), reconnecting after cuts and restarts for up to
+``--retry-budget`` seconds (then exit 3) without printing a deploy twice.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from mxgateway_cli._connection import (
 from mxgateway_cli._exit_codes import EXIT_FAILURE, EXIT_OK, UsageError
 from mxgateway_cli._json import message_dict
 from mxgateway_cli._output import emit, emit_json, progress
-from mxgateway_cli._streams import consume
+from mxgateway_cli._streams import Trouble, add_retry_budget, consume
 from mxgateway_cli._values import parse_time
 
 __all__ = ["add_galaxy_commands"]
@@ -163,15 +164,21 @@ async def cmd_watch(args: argparse.Namespace) -> int:
             ),
         )
 
+    trouble = Trouble("the deploy watch")
     async with galaxy_client(args) as galaxy:
         await connected(galaxy, args)
         progress("watching Galaxy deploys (Ctrl-C to stop)")
         await consume(
-            galaxy.watch_deploy_events(last_seen_deploy_time=last_seen),
+            galaxy.watch_deploy_events(
+                last_seen_deploy_time=last_seen,
+                retry_budget_s=args.retry_budget,
+                on_trouble=trouble,
+            ),
             show,
             max_items=args.max_events,
             seconds=args.timeout,
         )
+        trouble.check()
     return EXIT_OK
 
 
@@ -252,7 +259,8 @@ def add_galaxy_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
         help="Galaxy deploy events, one per line",
         description=(
             "Print the current deploy state, then one event per deploy, until --max-events "
-            "or --timeout (exit 0)."
+            "or --timeout (exit 0). A cut or a gateway restart is reconnected (exit 3 after "
+            "--retry-budget) from the last deploy printed: none twice, none missed."
         ),
         parents=[json_parent(), connection_parent(stream=True)],
     )
@@ -262,4 +270,5 @@ def add_galaxy_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
         metavar="ISO8601",
         help="deploy time already known (suppresses the first event when it is current)",
     )
+    add_retry_budget(parser, "deploy watch")
     parser.set_defaults(handler=cmd_watch)
