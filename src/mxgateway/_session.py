@@ -172,13 +172,21 @@ class Session:
             )
 
     async def close(self) -> pb.CloseSessionReply | None:
-        """Close the session on the gateway (idempotent; the second call does nothing)."""
+        """Close the session on the gateway (idempotent; the second call does nothing).
+
+        A session the gateway no longer knows (a restart, an expired lease) is closed already:
+        that is not an error (returns None, logged at DEBUG).
+        """
         if self._closed:
             return None
         self._closed = True
         if self._outcome_reader is not None:
             self._outcome_reader.cancel()
-        return await self._client.close_session(self.session_id)
+        try:
+            return await self._client.close_session(self.session_id)
+        except MxGatewaySessionNotFoundError:
+            logger.debug("session %s was already gone from the gateway", self.session_id)
+            return None
 
     # -- items and recovery ------------------------------------------------------------------
 

@@ -322,3 +322,11 @@ async def test_a_transport_error_keeps_its_cause() -> None:
         assert isinstance(info.value.__cause__, grpc.RpcError)
     finally:
         await client.close()
+
+
+async def test_closing_a_session_the_gateway_lost_succeeds(
+    client: GatewayClient, sim: SimulatedGateway
+) -> None:
+    async with await client.open_session() as session:
+        await sim.restart()  # the gateway forgets the session
+    assert session.closed  # async with exited cleanly
