@@ -19,8 +19,30 @@ from mxgateway._retry import TRANSIENT_CODES, Reconnect, check_budget
 from mxgateway._rpc import call, translate_rpc_error
 from mxgateway.generated import galaxy_repository_pb2 as gpb
 from mxgateway.generated import galaxy_repository_pb2_grpc as gpb_grpc
+from mxgateway.types import MxDataType
 
-__all__ = ["BrowseNode", "GalaxyRepositoryClient"]
+__all__ = ["BrowseNode", "GalaxyRepositoryClient", "attribute_data_type"]
+
+
+def attribute_data_type(attribute: gpb.GalaxyAttribute) -> MxDataType | int:
+    """The MxDataType of a Galaxy attribute.
+
+    The Galaxy Repository stores MXAccess's native type code (``mx_data_type``: Boolean 1,
+    Integer 2, Float 3, Double 4, String 5, Time 6, ...), which is one less than MxDataType
+    (BOOLEAN 2, INTEGER 3, ...), the type of values on the wire. A code this version does not
+    know comes back as a plain int. Also ``GalaxyAttribute.data_type``.
+    """
+    code = attribute.mx_data_type + 1
+    try:
+        return MxDataType(code)
+    except ValueError:
+        return code
+
+
+# The generated message gets the mapped type as a property (its stub declares it too).
+gpb.GalaxyAttribute.data_type = property(  # type: ignore[assignment]
+    attribute_data_type, doc=attribute_data_type.__doc__
+)
 
 logger = logging.getLogger("mxgateway")
 

@@ -55,6 +55,8 @@ __all__ = [
     "TagChange",
     "TagValue",
     "WriteOutcome",
+    "alarm_is_acked",
+    "alarm_is_active",
     "ns_to_datetime",
 ]
 
@@ -205,12 +207,29 @@ class AlarmTransitionKind(enum.IntEnum):
 
 
 class AlarmConditionState(enum.IntEnum):
-    """State of an alarm condition (ACTIVE means active and unacknowledged)."""
+    """State of an alarm condition, in the contract's names.
+
+    ACTIVE is active and *unacknowledged*; ACTIVE_ACKED active and acknowledged;
+    INACTIVE_UNACKED no longer active but not yet acknowledged. An alarm that is inactive and
+    acknowledged has returned to normal: it is in no alarm state (UNSPECIFIED, e.g. as the
+    ``resulting_state`` of acknowledging an INACTIVE_UNACKED alarm). ``alarm_is_active`` and
+    ``alarm_is_acked`` say it plainly.
+    """
 
     UNSPECIFIED = 0
     ACTIVE = 1
     ACTIVE_ACKED = 2
     INACTIVE_UNACKED = 3
+
+
+def alarm_is_active(state: AlarmConditionState | int) -> bool:
+    """True for ACTIVE (unacknowledged) and ACTIVE_ACKED."""
+    return state in (AlarmConditionState.ACTIVE, AlarmConditionState.ACTIVE_ACKED)
+
+
+def alarm_is_acked(state: AlarmConditionState | int) -> bool:
+    """True for ACTIVE_ACKED, and for an alarm back to normal (inactive and acknowledged)."""
+    return state in (AlarmConditionState.ACTIVE_ACKED, AlarmConditionState.UNSPECIFIED)
 
 
 class AlarmProviderMode(enum.IntEnum):
@@ -325,6 +344,16 @@ class AlarmTransition(msgspec.Struct, frozen=True, gc=False):
     def transition_timestamp(self) -> datetime | None:
         """``transition_timestamp_ns`` as an aware UTC datetime."""
         return ns_to_datetime(self.transition_timestamp_ns)
+
+    @property
+    def is_active(self) -> bool:
+        """True while the alarm condition is active (acknowledged or not)."""
+        return alarm_is_active(self.current_state)
+
+    @property
+    def is_acked(self) -> bool:
+        """True once the alarm is acknowledged (active and acked, or back to normal)."""
+        return alarm_is_acked(self.current_state)
 
 
 class SessionItem(msgspec.Struct, frozen=True, gc=False):
@@ -510,6 +539,16 @@ class ActiveAlarm(msgspec.Struct, frozen=True, gc=False):
         """``last_transition_timestamp_ns`` as an aware UTC datetime."""
         return ns_to_datetime(self.last_transition_timestamp_ns)
 
+    @property
+    def is_active(self) -> bool:
+        """True while the alarm condition is active (acknowledged or not)."""
+        return alarm_is_active(self.current_state)
+
+    @property
+    def is_acked(self) -> bool:
+        """True once the alarm is acknowledged (active and acked, or back to normal)."""
+        return alarm_is_acked(self.current_state)
+
 
 class AlarmSnapshotComplete(msgspec.Struct, frozen=True, gc=False):
     """The alarm feed's snapshot of active alarms is complete; live transitions follow."""
@@ -532,12 +571,21 @@ class AlarmProviderStatus(msgspec.Struct, frozen=True, gc=False):
 
 
 class AcknowledgeResult(msgspec.Struct, frozen=True, gc=False):
-    """Outcome of AcknowledgeAlarm."""
+    """Outcome of AcknowledgeAlarm: the state the alarm is in after it.
+
+    ACTIVE_ACKED for an alarm still active; UNSPECIFIED when the acknowledgement returned an
+    inactive alarm to normal (``returned_to_normal``): the contract has no NORMAL state.
+    """
 
     alarm_full_reference: str
     resulting_state: AlarmConditionState
     hresult: int
     statuses: tuple[MxStatus, ...]
+
+    @property
+    def returned_to_normal(self) -> bool:
+        """True when the alarm is no longer in any alarm state (inactive and acknowledged)."""
+        return self.resulting_state == AlarmConditionState.UNSPECIFIED
 
 
 def _error_of(statuses: tuple[MxStatus, ...], hresult: int | None) -> str | None:

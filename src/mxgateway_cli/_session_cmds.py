@@ -27,7 +27,7 @@ from mxgateway_cli._connection import (
 from mxgateway_cli._exit_codes import EXIT_OK, UsageError
 from mxgateway_cli._json import message_dict, value_dict
 from mxgateway_cli._output import emit, register_secret
-from mxgateway_cli._values import TYPE_NAMES, data_type_of, parse_time, parse_value
+from mxgateway_cli._values import TYPE_NAMES, data_type_of, infer_type, parse_time, parse_value
 
 __all__ = ["add_session_commands"]
 
@@ -213,7 +213,8 @@ async def _write(args: argparse.Namespace, session: Session, value: Any, dt: MxD
 
 async def cmd_write(args: argparse.Namespace) -> int:
     """Write, Write2, WriteSecured or WriteSecured2 of one value (parsed before connecting)."""
-    value, data_type = parse_value(args.type, args.value, array=args.array)
+    type_name = args.type or infer_type(args.value, array=args.array)
+    value, data_type = parse_value(type_name, args.value, array=args.array)
     if getattr(args, "timestamp", None) is not None:
         _timestamp(args.timestamp)  # a bad timestamp is a usage error before connecting
     async with gateway_client(args) as client:
@@ -259,8 +260,8 @@ async def cmd_subscribe_bulk(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _entries(args: argparse.Namespace) -> list[tuple[int, Any]]:
-    entries: list[tuple[int, Any]] = []
+def _split_entries(args: argparse.Namespace) -> list[tuple[int, str]]:
+    pairs: list[tuple[int, str]] = []
     for text in args.entry:
         handle_text, sep, value_text = text.partition("=")
         if not sep:
@@ -269,15 +270,32 @@ def _entries(args: argparse.Namespace) -> list[tuple[int, Any]]:
             handle = int32(handle_text)
         except argparse.ArgumentTypeError as exc:
             raise UsageError(f"--entry {text!r}: item handle {exc}") from None
-        value, _ = parse_value(args.type, value_text, array=args.array)
-        entries.append((handle, value))
-    return entries
+        pairs.append((handle, value_text))
+    return pairs
+
+
+def _bulk_type(args: argparse.Namespace, texts: list[str]) -> str:
+    """--type, or the one type every value reads as (integers with decimals: double)."""
+    if args.type:
+        return str(args.type)
+    kinds = {infer_type(text, array=args.array) for text in texts}
+    if kinds <= {"int32", "int64"}:
+        return "int64" if "int64" in kinds else "int32"
+    if kinds <= {"int32", "int64", "double"}:
+        return "double"
+    if len(kinds) == 1:
+        return kinds.pop()
+    raise UsageError(f"the --entry values read as {', '.join(sorted(kinds))}: give --type")
 
 
 async def cmd_write_bulk(args: argparse.Namespace) -> int:
-    """WriteBulk of ``--entry ITEM_HANDLE=VALUE`` pairs (all of ``--type``)."""
-    entries = _entries(args)
-    data_type = data_type_of(args.type)
+    """WriteBulk of ``--entry ITEM_HANDLE=VALUE`` pairs (all of one type)."""
+    pairs = _split_entries(args)
+    type_name = _bulk_type(args, [text for _, text in pairs])
+    entries = [
+        (handle, parse_value(type_name, text, array=args.array)[0]) for handle, text in pairs
+    ]
+    data_type = data_type_of(type_name)
     async with gateway_client(args) as client:
         session = attach_session(client, args.session_id)
         results = await session.write_bulk(
@@ -338,9 +356,12 @@ def _item_handle(parser: argparse.ArgumentParser) -> None:
 def _value_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--type",
-        required=True,
         choices=TYPE_NAMES,
-        help="value type (the element type with --array)",
+        help=(
+            "value type (the element type with --array); default: read from --value "
+            "(true/false bool, an integer int32 or int64, a decimal double, else string; "
+            "times and elapsed times need --type)"
+        ),
     )
     parser.add_argument(
         "--array",
