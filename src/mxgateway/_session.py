@@ -23,6 +23,7 @@ from mxgateway._errors import (
 from mxgateway._pbconvert import event_from_pb, read_result_from_pb
 from mxgateway._recovery import HandleMap, SessionState, replay
 from mxgateway._rpc import ensure_mxaccess_success, failing_statuses
+from mxgateway._stats import StreamStats
 from mxgateway._stream_core import EventPath, event_lists
 from mxgateway.generated import mxaccess_gateway_pb2 as pb
 from mxgateway.types import (
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Session"]
 
-logger = logging.getLogger("mxgateway")
+logger = logging.getLogger(__name__)
 
 _INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
 
@@ -111,6 +112,8 @@ class Session:
         self._outcomes: dict[tuple[int, int], collections.deque[asyncio.Future[MxEvent]]] = {}
         self._outcome_reader: asyncio.Task[None] | None = None
         self._active_streams = 0
+        self.stats: StreamStats | None = None
+        """The statistics of the session's current (or last) event stream."""
         self.event_path: EventPath | None = None
         """Which rpc the last event stream used: "batches" or "single"."""
         self.stream_trouble: str | None = None

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = ["TagSession"]
 
-logger = logging.getLogger("mxgateway")
+logger = logging.getLogger(__name__)
 
 _NAME = "mxgateway tags"
 # Changes a subscription may hold unread before the pump waits for it (the gateway then holds
