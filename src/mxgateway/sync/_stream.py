@@ -36,11 +36,14 @@ class _End:
 
 
 class _Feed(Generic[T]):
-    """The loop side of a Stream: the pump and the bounded queue it fills."""
+    """The loop side of a Stream: the pump, and the bounded list of items it fills."""
 
     def __init__(self, iterator: AsyncIterator[T], read_ahead: int) -> None:
         self._iterator = iterator
-        self._queue: asyncio.Queue[T | _End] = asyncio.Queue(read_ahead)
+        self._read_ahead = read_ahead
+        self._items: list[T | _End] = []
+        self._filled = asyncio.Event()  # items (or the end) wait to be taken
+        self._drained = asyncio.Event()  # there is room again
         self._pump: asyncio.Task[None] | None = None
         self._closing: asyncio.Task[None] | None = None
         self._closed = False
@@ -49,21 +52,30 @@ class _Feed(Generic[T]):
         """Every item ready now; waits for the first one (the pump starts on the first take)."""
         if self._pump is None and not self._closed:
             self._pump = asyncio.get_running_loop().create_task(self._read())
-        items = [await self._queue.get()]
-        while not self._queue.empty():
-            items.append(self._queue.get_nowait())
+        while not self._items:
+            self._filled.clear()
+            await self._filled.wait()
+        items, self._items = self._items, []
+        self._drained.set()
         return items
+
+    def _put(self, item: T | _End) -> None:
+        self._items.append(item)
+        self._filled.set()
 
     async def _read(self) -> None:
         end = _End(None)
         try:
             async for item in self._iterator:
-                await self._queue.put(item)
+                self._put(item)
+                if len(self._items) >= self._read_ahead:
+                    self._drained.clear()
+                    await self._drained.wait()  # the gateway holds the rest meanwhile
         except Exception as error:  # the stream's own failure: raised to the caller in turn
             end = _End(error)
         finally:
             await _aclose(self._iterator)
-        await self._queue.put(end)
+        self._put(end)
 
     async def close(self) -> None:
         """Cancel the pump (and with it the call) and close the async iterator."""
@@ -76,8 +88,7 @@ class _Feed(Generic[T]):
             await asyncio.gather(pump, return_exceptions=True)
         else:
             await _aclose(self._iterator)
-        if not self._queue.full():
-            self._queue.put_nowait(_End(None))  # wakes a take() another thread still waits in
+        self._put(_End(None))  # wakes a take() another thread may still wait in
 
     def close_soon(self) -> None:
         """``close()`` in a task of its own (from a finalizer: nobody waits)."""
@@ -125,6 +136,20 @@ class Stream(Iterator[T]):
         return self
 
     def __next__(self) -> T:
+        try:
+            item = self._ready.popleft()  # atomic: no lock while items are at hand
+        except IndexError:
+            item = self._fetch()
+        if isinstance(item, _End):
+            self._closed = True  # the pump ended and closed the async iterator
+            self._ready.clear()
+            if item.error is not None:
+                raise item.error
+            raise StopIteration
+        return item
+
+    def _fetch(self) -> T | _End:
+        """The next item, taken from the loop (one thread at a time)."""
         with self._lock:
             if not self._ready:
                 if self._closed:
@@ -134,14 +159,7 @@ class Stream(Iterator[T]):
                 except BaseException:
                     self.close()
                     raise
-            item = self._ready.popleft()
-            if isinstance(item, _End):
-                self._closed = True  # the pump ended and closed the async iterator
-                self._ready.clear()
-                if item.error is not None:
-                    raise item.error
-                raise StopIteration
-            return item
+            return self._ready.popleft()
 
     def close(self) -> None:
         """End the stream: cancel its call and close the async iterator. Idempotent."""
