@@ -7,13 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import json
 import os
-import signal
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,35 +19,6 @@ from mxgateway.sim import SimConfig, SimulatedGateway
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 RUN_TIMEOUT_S = 60.0
-
-
-@pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
-    """``mxgw-py sim`` on a free port, for the whole module; stopped after it."""
-    command = [sys.executable, "-m", "mxgateway_cli", "sim", "--plaintext"]
-    command += ["--listen", "127.0.0.1:0", "--rate", "5", "--log-level", "WARNING"]
-    sim = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    watchdog = threading.Timer(30, sim.kill)  # a simulator that never says where it listens
-    watchdog.start()
-    try:
-        assert sim.stdout is not None
-        line = sim.stdout.readline()
-        watchdog.cancel()
-        if not line:
-            assert sim.stderr is not None
-            pytest.fail(f"mxgw-py sim did not start: {sim.stderr.read()}")
-        yield json.loads(line)["listening"]
-    finally:
-        watchdog.cancel()
-        sim.send_signal(signal.SIGTERM)
-        try:
-            sim.wait(10)
-        except subprocess.TimeoutExpired:
-            sim.kill()
-            sim.wait()
-        for stream in (sim.stdout, sim.stderr):
-            if stream is not None:
-                stream.close()
 
 
 def run_example(
