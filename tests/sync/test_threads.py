@@ -13,8 +13,10 @@ from collections.abc import Callable
 
 import pytest
 
+import mxgateway
 from mxgateway import MxDataType, MxGatewayClientClosedError, MxGatewayTimeoutError
 from mxgateway.sync import GatewayClient
+from mxgateway.sync import _thread as sync_thread
 from tests.conftest import TEST_LOOP
 from tests.sync.conftest import SimHost
 
@@ -42,6 +44,15 @@ def test_each_client_runs_on_a_loop_thread_of_its_own(sim: SimHost) -> None:
         assert loop is not second._portal.loop
         assert len(_loop_threads()) == before + 2
     _within(lambda: len(_loop_threads()) == before)
+
+
+def test_the_loop_is_the_one_mxgateway_prefers(
+    sim: SimHost, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sync_thread, "loop_override", None)  # what users get
+    with GatewayClient.connect(sim.endpoint, plaintext=True) as client:
+        assert client.loop_name == mxgateway.preferred_event_loop()
+        assert type(client._portal.loop).__module__.startswith(client.loop_name)
 
 
 def test_several_threads_share_one_client(client: GatewayClient, sim: SimHost) -> None:
