@@ -23,7 +23,9 @@ from mxgateway import (
     ActiveAlarm,
     AlarmConditionState,
     AlarmFeedItem,
+    AlarmFeedResync,
     AlarmProviderStatus,
+    AlarmResyncClear,
     AlarmSnapshotComplete,
     AlarmTransition,
     MxAccessError,
@@ -66,6 +68,13 @@ def describe(item: AlarmFeedItem) -> str:
     if isinstance(item, AlarmProviderStatus):
         health = f"degraded: {item.reason}" if item.degraded else "healthy"
         return f"provider    {name(item.mode)} {health}"
+    if isinstance(item, AlarmFeedResync):
+        return (
+            f"resync      after {item.outage.total_seconds():.3f} s ({item.reason}): "
+            f"{item.appeared} appeared, {item.changed} changed, {item.cleared} cleared"
+        )
+    if isinstance(item, AlarmResyncClear):
+        return f"cleared     {item.alarm_full_reference} (ended while the feed was down)"
     who = f" by {item.operator_user or '?'}: {item.operator_comment}" if item.operator_user else ""
     return (
         f"{name(item.transition_kind).lower():<11} {item.alarm_full_reference} -> "

@@ -82,6 +82,7 @@ from mxgateway.types import (
 _logging.getLogger("mxgateway").addHandler(_logging.NullHandler())
 
 __all__ = [
+    "LATENCY_BUCKETS_S",
     "AcknowledgeResult",
     "ActiveAlarm",
     "AlarmConditionState",
@@ -103,7 +104,6 @@ __all__ = [
     "GalaxyObject",
     "GalaxyRepositoryClient",
     "GatewayClient",
-    "LATENCY_BUCKETS_S",
     "MxAccessError",
     "MxCommandKind",
     "MxDataType",

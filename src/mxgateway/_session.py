@@ -16,6 +16,7 @@ from mxgateway import _codec
 from mxgateway._command import arm_kind, check_reply, command_for
 from mxgateway._errors import (
     MxAccessError,
+    MxGatewayClientClosedError,
     MxGatewayRequestTooLargeError,
     MxGatewaySessionNotFoundError,
     MxGatewayTimeoutError,
@@ -275,6 +276,8 @@ class Session:
         MxGatewaySessionNotFoundError: it is never sent again by the library (a write must not
         happen twice), and the next command goes to the recovered session.
         """
+        if self._closed:
+            raise MxGatewayClientClosedError(f"session {self.session_id} is closed")
         session_id = self.session_id
         try:
             reply = await self._client.invoke_raw(
@@ -441,8 +444,11 @@ class Session:
         seconds, default the client's) and returns the ``WriteOutcome``, or raises
         MxAccessError when the write failed and MxGatewayTimeoutError when no outcome came.
         Confirmation reads the session's event stream: a stream this session object runs
-        delivers the outcome; without one, a stream is opened until the outcome arrives (so do
-        not confirm on a session another process streams).
+        delivers the outcome (so do not await a confirmed write inside the body of that
+        stream's own ``async for``: the paused stream is the one that would bring it; run it
+        in a task, or use ``mxgateway.sync`` whose streams read ahead); without one, a stream
+        is opened until the outcome arrives (so do not confirm on a session another process
+        streams).
         """
         return await self._write(
             "write",

@@ -105,6 +105,6 @@ def test_docstrings_come_from_the_async_methods() -> None:
 
 def test_instance_attributes_of_a_session_are_properties() -> None:
     names = _instance_attributes(mxgateway.Session)
-    assert names == {"last_recovery", "recoveries", "event_path", "stream_trouble"}
+    assert names == {"last_recovery", "recoveries", "event_path", "stream_trouble", "stats"}
     for name in names:
         assert isinstance(inspect.getattr_static(sync.Session, name), property), name

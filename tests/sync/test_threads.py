@@ -59,7 +59,6 @@ def test_several_threads_share_one_client(client: GatewayClient, sim: SimHost) -
     double = sim.writable(MxDataType.DOUBLE)
     # Not the written tag: see test_subscribing_to_a_tag_written_before_gives_its_value.
     refs = [r for r in sim.call(lambda: sim.gateway.sample_references(9)) if r != double][:8]
-    client.read(refs)  # opens the tag session first (see the xfail test below)
 
     def work(index: int) -> tuple[int, int]:
         values = client.read(refs)
@@ -79,11 +78,6 @@ def test_several_threads_share_one_client(client: GatewayClient, sim: SimHost) -
     assert results == [(i, 2) for i in range(8)]
 
 
-@pytest.mark.xfail(
-    reason="async library: TagSession._open is not serialized, so concurrent first tag-level "
-    "calls each open a session (all but one leak) and writes may use another session's handles",
-    raises=AssertionError,
-)
 def test_first_tag_calls_from_several_threads_share_one_session(
     client: GatewayClient, sim: SimHost
 ) -> None:
@@ -98,11 +92,6 @@ def test_first_tag_calls_from_several_threads_share_one_session(
     assert len(sim.session_ids()) == 1
 
 
-@pytest.mark.xfail(
-    reason="async library: a tag advised by an earlier write (and held by no live "
-    "subscription) is not seeded, so subscribe() does not start with its current value",
-    raises=AssertionError,
-)
 def test_subscribing_to_a_tag_written_before_gives_its_value(
     client: GatewayClient, sim: SimHost
 ) -> None:

@@ -23,6 +23,7 @@ from mxgateway._galaxy import GalaxyRepositoryClient as AsyncGalaxyRepositoryCli
 from mxgateway._galaxy import Parent
 from mxgateway._options import ClientOptions, EventReceiver
 from mxgateway._session import Session as AsyncSession
+from mxgateway._stats import StreamStats
 from mxgateway.generated import galaxy_repository_pb2 as gpb
 from mxgateway.generated import mxaccess_gateway_pb2 as pb
 from mxgateway.sync._stream import Stream
@@ -351,6 +352,13 @@ class Session(_Bridge):
         """While a resuming event stream is reconnecting: why (None while it is healthy)."""
         trouble: str | None = self._async.stream_trouble
         return trouble
+
+    @property
+    def stats(self) -> StreamStats | None:
+        """The statistics of the session's current (or last) event stream (read live: the
+        counters are plain ints the loop thread updates)."""
+        stats: StreamStats | None = self._async.stats
+        return stats
 
     @property
     def items(self) -> Mapping[int, SessionItem]:
