@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +55,9 @@ class GatewayClient(ClientBase):
         # The message sources of running event streams (closing the client cancels them).
         self._streams: set[Any] = set()
         self._tags: TagSession | None = None
+        # The session objects of this client, for exporters (read from their threads: a dict
+        # of weak references, which list() copies at once under the GIL).
+        self._sessions: dict[int, weakref.ref[Session]] = {}
         channel = self._live_channel()
         self._stub = pb_grpc.MxAccessGatewayStub(channel)
         # Event streams skip protobuf objects: the response is the raw bytes, which the codec
@@ -72,6 +76,15 @@ class GatewayClient(ClientBase):
                 response_deserializer=None,
             )
         )
+
+    def _track(self, session: Session) -> None:
+        key = id(session)
+        self._sessions[key] = weakref.ref(session, lambda _: self._sessions.pop(key, None))
+
+    def sessions(self) -> list[Session]:
+        """The session objects of this client still in use (for exporters and dashboards)."""
+        alive = [ref() for ref in list(self._sessions.values())]
+        return [session for session in alive if session is not None]
 
     @property
     def event_receiver(self) -> str:

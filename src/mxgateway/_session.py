@@ -97,6 +97,7 @@ class Session:
         self._client = client
         self._open_reply = reply
         self._closed = False
+        client._track(self)
         self._name = name
         self._lease_seconds = lease_seconds
         self._recover_enabled = recover
@@ -114,7 +115,8 @@ class Session:
         self._outcome_reader: asyncio.Task[None] | None = None
         self._active_streams = 0
         self.stats: StreamStats | None = None
-        """The statistics of the session's current (or last) event stream."""
+        """The statistics of the session's event streams (counted over all of them; None
+        before the first)."""
         self.event_path: EventPath | None = None
         """Which rpc the last event stream used: "batches" or "single"."""
         self.stream_trouble: str | None = None

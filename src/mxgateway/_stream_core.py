@@ -116,7 +116,9 @@ async def event_lists(
         retry_budget_s,
         on_trouble=session._set_stream_trouble,
     )
-    stats = session.stats = StreamStats(session.session_id)
+    if session.stats is None:
+        session.stats = StreamStats(session.session_id)
+    stats = session.stats
     session._active_streams += 1
     try:
         async with contextlib.aclosing(

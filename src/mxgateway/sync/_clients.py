@@ -355,8 +355,8 @@ class Session(_Bridge):
 
     @property
     def stats(self) -> StreamStats | None:
-        """The statistics of the session's current (or last) event stream (read live: the
-        counters are plain ints the loop thread updates)."""
+        """The statistics of the session's event streams (read live: the counters are plain
+        ints the loop thread updates)."""
         stats: StreamStats | None = self._async.stats
         return stats
 
