@@ -13,7 +13,7 @@ from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
 from mxgateway import _codec
-from mxgateway._command import arm_kind, check_reply, command_for
+from mxgateway._command import BULK_FIELDS, arm_kind, check_reply, command_for
 from mxgateway._errors import (
     MxAccessError,
     MxGatewayClientClosedError,
@@ -321,11 +321,35 @@ class Session:
     async def _run(self, arm: str, payload: Any, timeout: float | None = None) -> pb.MxCommandReply:
         return await self.invoke(command_for(arm, payload), timeout=timeout)
 
-    async def _bulk(self, arm: str, payload: Any, timeout: float | None) -> pb.MxCommandReply:
+    async def _bulk(self, arm: str, payload: Any, timeout: float | None) -> list[Any]:
+        """Run a bulk command and return its results, in the order of its entries.
+
+        A bulk too large for one message is split into several calls (at most an eighth of
+        the message limit each, so that replies, which echo every entry with its handle and
+        status, stay under the limit too) and their results merged. Per-entry failures stay in
+        the results; only a whole-call failure raises (after the calls before it ran). One
+        entry too large on its own raises MxGatewayRequestTooLargeError, nothing sent.
+        """
+        reply_arm, field = BULK_FIELDS[arm]
         command = command_for(arm, payload)
-        _check_size(command, self._client.options.max_message_bytes)
-        # Per-entry failures stay in the results; only a whole-call failure raises.
-        return await self.invoke(command, timeout=timeout)
+        limit = self._client.options.max_message_bytes
+        entries = getattr(payload, field)
+        size = command.ByteSize()
+        if size <= max(limit // 8, 1) or len(entries) <= 1:
+            _check_size(command, limit)
+            reply = await self.invoke(command, timeout=timeout)
+            return list(getattr(reply, reply_arm).results)
+        listed = list(entries)
+        parts = -(-size // max(limit // 8, 1))
+        step = -(-len(listed) // parts)
+        results: list[Any] = []
+        for start in range(0, len(listed), step):
+            part = type(payload)()
+            part.CopyFrom(payload)
+            del getattr(part, field)[:]
+            getattr(part, field).extend(listed[start : start + step])
+            results += await self._bulk(arm, part, timeout)
+        return results
 
     # -- MXAccess commands -------------------------------------------------------------------
 
@@ -683,7 +707,7 @@ class Session:
         self, server_handle: int, tag_addresses: Sequence[str], *, timeout: float | None = None
     ) -> list[pb.SubscribeResult]:
         """AddItem for many tags in one round trip; failures stay in the results."""
-        reply = await self._bulk(
+        return await self._bulk(
             "add_item_bulk",
             pb.AddItemBulkCommand(
                 server_handle=_handle("server_handle", server_handle),
@@ -691,12 +715,11 @@ class Session:
             ),
             timeout,
         )
-        return list(reply.bulk_subscribe.results)
 
     async def _handles_bulk(
         self, arm: str, message: Any, server_handle: int, handles: Sequence[int], timeout: Any
     ) -> list[pb.SubscribeResult]:
-        reply = await self._bulk(
+        return await self._bulk(
             arm,
             message(
                 server_handle=_handle("server_handle", server_handle),
@@ -704,7 +727,6 @@ class Session:
             ),
             timeout,
         )
-        return list(reply.bulk_subscribe.results)
 
     async def advise_item_bulk(
         self, server_handle: int, item_handles: Sequence[int], *, timeout: float | None = None
@@ -740,7 +762,7 @@ class Session:
         timeout: float | None = None,
     ) -> list[pb.SubscribeResult]:
         """AddItem + Advise for many tags in one round trip."""
-        reply = await self._bulk(
+        return await self._bulk(
             "subscribe_bulk",
             pb.SubscribeBulkCommand(
                 server_handle=_handle("server_handle", server_handle),
@@ -752,7 +774,6 @@ class Session:
             ),
             timeout,
         )
-        return list(reply.bulk_subscribe.results)
 
     async def unsubscribe_bulk(
         self, server_handle: int, item_handles: Sequence[int], *, timeout: float | None = None
@@ -765,12 +786,11 @@ class Session:
     async def _writes_bulk(
         self, arm: str, message: Any, server_handle: int, entries: list[Any], timeout: Any
     ) -> list[pb.BulkWriteResult]:
-        reply = await self._bulk(
+        return await self._bulk(
             arm,
             message(server_handle=_handle("server_handle", server_handle), entries=entries),
             timeout,
         )
-        return list(reply.bulk_write.results)
 
     async def write_bulk(
         self,
@@ -888,7 +908,7 @@ class Session:
         ``was_successful`` False and never fails the call. An already advised tag returns its
         cached value (``was_cached``) without touching the subscription.
         """
-        reply = await self._bulk(
+        results = await self._bulk(
             "read_bulk",
             pb.ReadBulkCommand(
                 server_handle=_handle("server_handle", server_handle),
@@ -897,7 +917,7 @@ class Session:
             ),
             timeout,
         )
-        return [read_result_from_pb(result) for result in reply.bulk_read.results]
+        return [read_result_from_pb(result) for result in results]
 
     # -- events ------------------------------------------------------------------------------
 
