@@ -97,6 +97,7 @@ class Session:
         self._client = client
         self._open_reply = reply
         self._closed = False
+        self._owned = False  # opened by GatewayClient.open_session (which sets it)
         client._track(self)
         self._name = name
         self._lease_seconds = lease_seconds
@@ -186,6 +187,7 @@ class Session:
         if self._closed:
             return None
         self._closed = True
+        self._client._owned.pop(id(self), None)
         if self._outcome_reader is not None:
             self._outcome_reader.cancel()
         try:
@@ -193,6 +195,12 @@ class Session:
         except MxGatewaySessionNotFoundError:
             logger.debug("session %s was already gone from the gateway", self.session_id)
             return None
+
+    def leave_open(self) -> None:
+        """Keep the session on the gateway when this client closes (or the process exits):
+        for a session whose id is handed to another process, which closes it. Otherwise a
+        session the caller did not close is closed with its client."""
+        self._owned = False
 
     # -- items and recovery ------------------------------------------------------------------
 

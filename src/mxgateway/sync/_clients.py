@@ -367,6 +367,11 @@ class Session(_Bridge):
         session = self._async
         return self._portal.run_sync(lambda: MappingProxyType(dict(session.items)))
 
+    def leave_open(self) -> None:
+        """Keep the session on the gateway when this client closes (see the async
+        ``Session.leave_open``)."""
+        self._async.leave_open()
+
     def reference(self, event: MxEvent) -> str | None:
         """The item definition (``Tag.Attribute``) of ``event``'s item, or None when the
         session does not know the item."""
