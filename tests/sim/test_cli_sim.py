@@ -89,7 +89,11 @@ async def test_plaintext_port_zero_sigterm_and_key_never_printed(tmp_path: Path)
     finally:
         code, stdout, stderr = await stop(process, signal.SIGTERM)
     assert code == 0, stderr.decode()
-    assert stdout == b""  # the listening line was the only output
+    # After the listening line, exactly one: the stop statistics.
+    (stopped,) = stdout.decode().splitlines()
+    stats = json.loads(stopped)["stopped"]
+    assert stats["cpu_seconds"] > 0
+    assert stats["rpcs"] == {}  # no event stream was opened
     for secret in (KEY, SCOPED, "VerySecret", "AnotherSecret"):
         assert secret.encode() not in stdout + stderr
     assert b"listening" in stderr  # logs go to stderr

@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import inspect
 import logging
+import time
 from types import TracebackType
 from typing import Any, Self, cast
 
@@ -19,6 +20,8 @@ from mxgateway.sim._alarms import AlarmManager
 from mxgateway.sim._auth import Authenticator
 from mxgateway.sim._config import SimConfig
 from mxgateway.sim._events import flood_available
+from mxgateway.sim._feed import StreamStats
+from mxgateway.sim._frontdoor import FrontDoor
 from mxgateway.sim._galaxy import Galaxy, GalaxyRepositoryServicer
 from mxgateway.sim._gateway_service import SERVICE_NAME, AlarmHandlers, GatewayService
 from mxgateway.sim._plant import AlarmObserver, GalaxyLike, Plant, TagState
@@ -70,6 +73,8 @@ class SimulatedGateway:
         self._tasks: list[asyncio.Task[None]] = []
         self._port = 0
         self._started = False
+        self._stats = StreamStats()
+        self._door: FrontDoor | None = None
 
     # ----- life cycle -----
 
@@ -108,14 +113,10 @@ class SimulatedGateway:
         assert self._plant is not None
         auth = Authenticator(config.api_keys)
         registry = SessionRegistry(config, self._plant)
-        service = GatewayService(config, registry, auth, cast(AlarmHandlers | None, self.alarms))
-        server = aio.server(
-            options=[
-                ("grpc.max_send_message_length", config.max_message_bytes),
-                ("grpc.max_receive_message_length", config.max_message_bytes),
-                ("grpc.so_reuseport", 0),
-            ]
+        service = GatewayService(
+            config, registry, auth, cast(AlarmHandlers | None, self.alarms), stats=self._stats
         )
+        server = aio.server(options=config.grpc_server_options())
         server.add_generic_rpc_handlers((service.generic_handler(),))
         services = [SERVICE_NAME, health.SERVICE_NAME]
         galaxy_servicer = self._galaxy_servicer(auth)
@@ -125,24 +126,24 @@ class SimulatedGateway:
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         enable_reflection(services, server)
-        address = _endpoint(config.host, self._port or config.port)
-        try:
-            if config.tls:
-                assert config.tls_key_pem is not None and config.tls_cert_pem is not None
-                credentials = grpc.ssl_server_credentials(
-                    [(config.tls_key_pem, config.tls_cert_pem)]
-                )
-                port = server.add_secure_port(address, credentials)
-            else:
-                port = server.add_insecure_port(address)
-        except RuntimeError as exc:
-            raise OSError(f"could not listen on {address}: {exc}") from None
-        if port == 0:
-            raise OSError(f"could not listen on {address}")
+        public = _endpoint(config.host, self._port or config.port)
+        if config.flood:
+            # The public port is the h2 front door; this server is reached through it.
+            port = self._listen(server, "127.0.0.1:0", tls=False)
+        else:
+            port = self._listen(server, public, tls=config.tls)
         await server.start()
         serving = health_pb2.HealthCheckResponse.SERVING
         for name in ("", SERVICE_NAME, GALAXY_SERVICE):
             await health_servicer.set(name, serving)
+        if config.flood:
+            door = FrontDoor(config, service, _endpoint("127.0.0.1", port))
+            try:
+                port = await door.start(config.host, self._port or config.port)
+            except OSError as exc:
+                await server.stop(None)
+                raise OSError(f"could not listen on {public}: {exc}") from None
+            self._door = door
         self._port = port
         self._server, self._health = server, health_servicer
         self._registry, self._service = registry, service
@@ -160,6 +161,23 @@ class SimulatedGateway:
             "on" if config.auth_enabled else "off",
         )
 
+    def _listen(self, server: aio.Server, address: str, *, tls: bool) -> int:
+        config = self.config
+        try:
+            if tls:
+                assert config.tls_key_pem is not None and config.tls_cert_pem is not None
+                credentials = grpc.ssl_server_credentials(
+                    [(config.tls_key_pem, config.tls_cert_pem)]
+                )
+                port = server.add_secure_port(address, credentials)
+            else:
+                port = server.add_insecure_port(address)
+        except RuntimeError as exc:
+            raise OSError(f"could not listen on {address}: {exc}") from None
+        if port == 0:
+            raise OSError(f"could not listen on {address}")
+        return port
+
     async def stop(self, grace: float | None = None) -> None:
         """Stop serving (streams end), close every session, stop the background tasks."""
         if not self._started:
@@ -175,6 +193,9 @@ class SimulatedGateway:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        if self._door is not None:
+            await self._door.stop(grace)
+            self._door = None
         await self._server.stop(grace)
         if self._service is not None:
             await self._service.drain_tasks()
@@ -216,6 +237,18 @@ class SimulatedGateway:
         if not self._port:
             raise RuntimeError("the simulated gateway is not started")
         return _endpoint(self.config.host, self._port)
+
+    # ----- statistics -----
+
+    def stats(self) -> dict[str, Any]:
+        """What the event streams sent since the gateway was made, and the process's CPU time.
+
+        ``{"rpcs": {path: {"messages": m, "events": e}}, "cpu_seconds": s}``: messages and
+        events handed to the transport per event rpc path (StreamEvents, StreamEventBatches;
+        kept across ``restart``), and ``time.process_time()`` of this process, so that a
+        benchmark can report the server's CPU per message.
+        """
+        return {"cpu_seconds": time.process_time(), "rpcs": self._stats.snapshot()}
 
     # ----- test controls -----
 

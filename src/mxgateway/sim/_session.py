@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -169,6 +170,13 @@ class Session:
         self.pending_commands = 0
         self._flood_groups: list[FloodSpec] | None = None
         self._flood_turn = 0
+        # Paced flood (flood_rate > 0): events due since the origin, minus those produced.
+        self._pace_origin: float | None = None
+        self._pace_produced = 0
+
+    def monotonic(self) -> float:
+        """The session's monotonic clock (seconds)."""
+        return self._monotonic()
 
     # ----- life cycle -----
 
@@ -469,6 +477,7 @@ class Session:
             self.pending = deque(merged)
         self.subscriber = sub
         self.detached_at = None
+        self._pace_origin = None
         return sub
 
     def detach(self, sub: Subscriber) -> None:
@@ -505,4 +514,34 @@ class Session:
         self.next_sequence += count
         now = self._clock()
         self.ring.add_flood(first, count, now, spec)
+        self._pace_produced += count
         return encode_flood(self.session_id, spec, first, count, now)
+
+    def flood_due(self) -> int:
+        """How many flood events are due now: unlimited (sys.maxsize) unless paced.
+
+        Paced (``flood_rate``), events fall due evenly from the moment a subscriber attached
+        with something advised; a backlog the subscriber did not take in time that outgrows
+        the queue capacity is an overflow, as a queue filling up would be.
+        """
+        rate = self.config.flood_rate
+        if rate <= 0:
+            return sys.maxsize
+        now = self._monotonic()
+        if self._pace_origin is None or not self.flood_groups():
+            self._pace_origin = now  # nothing advised (or just attached): nothing falls due
+            self._pace_produced = 0
+            return 0
+        due = int((now - self._pace_origin) * rate) - self._pace_produced
+        if due > self.config.queue_capacity - len(self.pending):
+            self._overflow()
+            return 0
+        return due
+
+    def flood_next_due(self) -> float | None:
+        """When (monotonic seconds) the next paced flood event falls due; None if unpaced or
+        nothing is advised."""
+        rate = self.config.flood_rate
+        if rate <= 0 or self._pace_origin is None or not self.flood_groups():
+            return None
+        return self._pace_origin + (self._pace_produced + 1) / rate
