@@ -285,7 +285,7 @@ class Session:
         item.suspended = False
         self._flood_groups = None
         if item.state is not None:
-            item.state.watchers.add(item)
+            self.plant.watch(item.state, item)
         self._initial_event(item)
 
     def unadvise(self, item: Item) -> None:
@@ -317,7 +317,7 @@ class Session:
 
     def _unwatch(self, item: Item) -> None:
         if item.state is not None:
-            item.state.watchers.discard(item)
+            self.plant.unwatch(item.state, item)
 
     # ----- events -----
 
