@@ -108,13 +108,15 @@ class Item:
 class ServerHandle:
     """A Register()ed client: its items and buffered update interval."""
 
-    __slots__ = ("buffer_interval_ms", "client_name", "items", "last_flush_ns")
+    __slots__ = ("buffer_interval_ms", "client_name", "items", "window_start_ns")
 
     def __init__(self, client_name: str) -> None:
         self.client_name = client_name
         self.items: dict[int, Item] = {}
         self.buffer_interval_ms = DEFAULT_BUFFER_INTERVAL_MS
-        self.last_flush_ns = 0
+        # The buffer window opens with the first sample after a delivery and is delivered
+        # once the interval has passed (not at whatever tick comes first).
+        self.window_start_ns: int | None = None
 
 
 def _resolve_item(plant: Plant, definition: str) -> tuple[ItemAddress, TagState | None]:
@@ -418,6 +420,9 @@ class Session:
     def _sample(self, item: Item) -> None:
         state = item.state
         assert state is not None
+        server = self.servers[item.server_handle]
+        if server.window_start_ns is None:
+            server.window_start_ns = self._clock()
         item.samples.append(
             pb.BufferedSample(
                 value=to_mx_value(item.value(), state.info.data_type),
@@ -431,9 +436,10 @@ class Session:
         if self.state != pb.SESSION_STATE_READY:
             return
         for handle, server in self.servers.items():
-            if now_ns - server.last_flush_ns < server.buffer_interval_ms * 1_000_000:
+            opened = server.window_start_ns
+            if opened is None or now_ns - opened < server.buffer_interval_ms * 1_000_000:
                 continue
-            server.last_flush_ns = now_ns
+            server.window_start_ns = None
             for item in server.items.values():
                 if not item.samples:
                     continue
