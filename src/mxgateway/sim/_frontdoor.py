@@ -344,7 +344,7 @@ class _Connection(asyncio.Protocol):
         if timeout is not None:
             stream.timeout = parse_grpc_timeout(timeout)
         if not native:
-            stream.task = self._door.spawn(self._door.proxy(self, stream))
+            stream.task = self._door.spawn(self._door.proxy(self, stream), native=False)
 
     def _data(self, event: h2.events.DataReceived) -> None:
         stream_id = event.stream_id
@@ -383,7 +383,7 @@ class _Connection(asyncio.Protocol):
             return
         if stream.native:
             if stream.task is None:
-                stream.task = self._door.spawn(self._door.serve_native(self, stream))
+                stream.task = self._door.spawn(self._door.serve_native(self, stream), native=True)
         else:
             stream.inbox.put_nowait(None)
 
@@ -499,11 +499,12 @@ class FrontDoor:
     def __init__(self, config: SimConfig, service: GatewayService, internal: str) -> None:
         self.config = config
         self._service = service
-        self._internal = internal
+        self.internal = internal
         self._channel: aio.Channel | None = None
         self._server: asyncio.Server | None = None
         self.connections: set[_Connection] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._native: set[asyncio.Task[None]] = set()
         self.port = 0
 
     async def start(self, host: str, port: int) -> int:
@@ -511,7 +512,7 @@ class FrontDoor:
         config = self.config
         limit = config.max_message_bytes
         self._channel = aio.insecure_channel(
-            self._internal,
+            self.internal,
             options=[
                 ("grpc.max_send_message_length", limit),
                 ("grpc.max_receive_message_length", limit),
@@ -537,7 +538,7 @@ class FrontDoor:
         ``grace`` s, default 0.25), then GOAWAY and close every connection."""
         if self._server is not None:
             self._server.close()
-        native = [t for t in self._tasks if not t.done()]
+        native = [t for t in self._native if not t.done()]
         if native:
             await asyncio.wait(native, timeout=0.25 if grace is None else grace)
         for connection in list(self.connections):
@@ -554,17 +555,15 @@ class FrontDoor:
             await self._channel.close()
             self._channel = None
 
-    def spawn(self, coroutine: Any) -> asyncio.Task[None]:
+    def spawn(self, coroutine: Any, *, native: bool) -> asyncio.Task[None]:
         """Run a stream's coroutine as a task the door keeps until it ends."""
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        if native:
+            self._native.add(task)
+            task.add_done_callback(self._native.discard)
         return task
-
-    def cut_all(self) -> None:
-        """Close every connection at once (a network cut, for tests)."""
-        for connection in list(self.connections):
-            connection.close()
 
     # ----- native event streams -----
 

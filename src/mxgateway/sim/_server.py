@@ -259,6 +259,16 @@ class SimulatedGateway:
             "started_cpu_seconds": self._started_cpu,
         }
 
+    @property
+    def grpc_endpoint(self) -> str:
+        """``HOST:PORT`` of the grpc.aio server: ``endpoint`` itself, but in flood mode the
+        internal server behind the front door (for benchmarks comparing the two)."""
+        if self._server is None or not self._port:
+            raise RuntimeError("the simulated gateway is not started")
+        if self._door is None:
+            return self.endpoint
+        return self._door.internal
+
     # ----- test controls -----
 
     @property
