@@ -14,7 +14,7 @@ import grpc
 
 from mxgateway.generated import mxaccess_gateway_pb2 as pb
 from mxgateway.sim._events import FloodSpec, batch_frame, encode_flood, frame_event
-from mxgateway.sim._session import Session, Subscriber
+from mxgateway.sim._session import PACE_GRID_S, Session, Subscriber
 
 __all__ = [
     "BATCHES_PATH",
@@ -167,9 +167,9 @@ class EventFeed:
             await sub.wake.wait()
             return
         loop = asyncio.get_running_loop()
-        delay = due - self.session.monotonic()
-        if delay <= 0:
-            return
+        # At least half a grid step: a timer that fires a little early (uvloop's run on a
+        # millisecond clock) must not turn into a busy loop until the grid point.
+        delay = max(due - self.session.monotonic(), PACE_GRID_S / 2)
         handle = loop.call_later(delay, sub.wake.set)
         try:
             await sub.wake.wait()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import sys
 from collections import deque
 from collections.abc import Callable
@@ -32,6 +33,7 @@ __all__ = ["Item", "ServerHandle", "Session", "Subscriber"]
 log = logging.getLogger("mxgateway.sim")
 
 OVERFLOW = "EventQueueOverflow"
+PACE_GRID_S = 0.001  # paced flood events are released on this grid
 DEFAULT_BUFFER_INTERVAL_MS = 1000
 
 
@@ -527,8 +529,9 @@ class Session:
         """How many flood events are due now: unlimited (sys.maxsize) unless paced.
 
         Paced (``flood_rate``), events fall due evenly from the moment a subscriber attached
-        with something advised; a backlog the subscriber did not take in time that outgrows
-        the queue capacity is an overflow, as a queue filling up would be.
+        with something advised, released on a 1 ms grid (so a stream takes them a millisecond's
+        worth at a time, not one by one); a backlog the subscriber did not take in time that
+        outgrows the queue capacity is an overflow, as a queue filling up would be.
         """
         rate = self.config.flood_rate
         if rate <= 0:
@@ -538,7 +541,8 @@ class Session:
             self._pace_origin = now  # nothing advised (or just attached): nothing falls due
             self._pace_produced = 0
             return 0
-        due = int((now - self._pace_origin) * rate) - self._pace_produced
+        grid = math.floor((now - self._pace_origin) / PACE_GRID_S) * PACE_GRID_S
+        due = int(grid * rate + 1e-6) - self._pace_produced
         if due > self.config.queue_capacity - len(self.pending):
             self._overflow()
             return 0
@@ -550,4 +554,5 @@ class Session:
         rate = self.config.flood_rate
         if rate <= 0 or self._pace_origin is None or not self.flood_groups():
             return None
-        return self._pace_origin + (self._pace_produced + 1) / rate
+        after = (self._pace_produced + 1) / rate
+        return self._pace_origin + math.ceil(after / PACE_GRID_S - 1e-6) * PACE_GRID_S
