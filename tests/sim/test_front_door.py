@@ -296,6 +296,36 @@ async def test_restart_serves_the_same_port(door: tuple[SimulatedGateway, Client
         call.cancel()
 
 
+async def test_a_thousand_pending_commands_on_one_connection(
+    door: tuple[SimulatedGateway, Client],
+) -> None:
+    # 9 sessions x 128 pending commands on one client connection, as the hardening load test
+    # keeps them: every one arrives, waits, and completes once (grpc.aio in one process loses
+    # calls past about a thousand in flight, so these are not relayed through it).
+    gw, client = door
+    clients = [client] + [Client(client.stub) for _ in range(8)]
+    for other in clients[1:]:
+        await other.open()
+    sessions = [gw.registry.sessions[c.session_id] for c in clients]
+    for session in sessions:
+        await session.command_lock.acquire()  # the workers are busy
+    calls = [
+        asyncio.ensure_future(c.invoke(pb.MX_COMMAND_KIND_REGISTER, register=pb.RegisterCommand()))
+        for c in clients
+        for _ in range(128)
+    ]
+    try:
+        await wait_until(lambda: sum(s.pending_commands for s in sessions) == len(calls), 30)
+    finally:
+        for session in sessions:
+            session.command_lock.release()
+    replies = await asyncio.gather(*calls)
+    assert all(r.protocol_status.code == OK for r in replies)
+    for c in clients:
+        handles = sorted(r.register.server_handle for r in replies if r.session_id == c.session_id)
+        assert handles == list(range(1, 129))
+
+
 # ----- auth -----
 
 
@@ -386,7 +416,7 @@ async def test_proxied_reflection_bidi(door: tuple[SimulatedGateway, Client]) ->
         assert await call.code() == grpc.StatusCode.OK
 
 
-async def test_proxied_deadline_and_unknown_method(gateway_factory) -> None:
+async def test_invoke_deadline_and_unknown_method(gateway_factory) -> None:
     async with (
         gateway_factory(flood=True, command_latency_s=1.0) as gw,
         grpc.aio.insecure_channel(gw.endpoint, options=channel_options()) as channel,

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 import logging
 import os
 import ssl
@@ -35,19 +36,24 @@ import h2.connection
 import h2.events
 import h2.exceptions
 import h2.settings
+from google.protobuf import descriptor_pool
 from grpc import aio
 
 from mxgateway.generated import mxaccess_gateway_pb2 as pb
 from mxgateway.sim._config import SimConfig
 from mxgateway.sim._events import frame_event
 from mxgateway.sim._feed import BATCHES_PATH, EVENTS_PATH, EventFeed
-from mxgateway.sim._gateway_service import GatewayService
+from mxgateway.sim._gateway_service import SERVICE_NAME, GatewayService, UnaryRpc
 
 __all__ = ["FrontDoor", "flood_to_grpc", "grpc_message_header", "parse_grpc_timeout"]
 
 log = logging.getLogger("mxgateway.sim")
 
 _CHUNK = 64 * 1024  # bytes produced per turn of a native stream (one transport write)
+# Concurrent calls per connection: bounded, but above what a grpc-core server lets through
+# (it resets streams beyond about 2,600), since clients keep a gateway's 128 pending commands
+# per session in flight on one connection for many sessions at once.
+_MAX_STREAMS = 16_384
 _EVENT_TAG = frame_event(b"")[0]  # the MxEventBatch ``events`` tag (one byte)
 _HEADERS = [b"\x00" + n.to_bytes(4, "big") for n in range(1 << 14)]
 _TIMEOUT_UNITS = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}
@@ -136,6 +142,18 @@ def _headers_from_metadata(metadata: Iterable[tuple[str, str | bytes]] | None) -
     return headers
 
 
+@functools.lru_cache(maxsize=256)
+def _method_kind(path: str) -> tuple[bool, bool]:
+    """(client streaming, server streaming) of ``/package.Service/Method`` from the default
+    descriptor pool (every service the simulator serves is in it); unknown: bidi."""
+    service, _, method = path.removeprefix("/").partition("/")
+    try:
+        found = descriptor_pool.Default().FindMethodByName(f"{service}.{method}")
+    except KeyError:
+        return True, True
+    return bool(found.client_streaming), bool(found.server_streaming)
+
+
 def _ssl_context(cert_pem: bytes, key_pem: bytes) -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -150,6 +168,14 @@ def _ssl_context(cert_pem: bytes, key_pem: bytes) -> ssl.SSLContext:
                 file.write(data)
         context.load_cert_chain(cert_path, key_path)
     return context
+
+
+def _one_message(stream: _Stream) -> bytes | None:
+    # The request body of a unary-request call: exactly one uncompressed gRPC message.
+    body = bytes(stream.request)
+    if len(body) < 5 or body[0] != 0 or int.from_bytes(body[1:5], "big") != len(body) - 5:
+        return None
+    return body[5:]
 
 
 class _Abort(Exception):
@@ -195,16 +221,23 @@ class _Stream:
         "request",
         "task",
         "timeout",
+        "unary",
         "wake",
     )
 
     def __init__(
-        self, stream_id: int, path: str, metadata: list[tuple[str, str | bytes]], native: bool
+        self,
+        stream_id: int,
+        path: str,
+        metadata: list[tuple[str, str | bytes]],
+        native: bool,
+        unary: UnaryRpc | None,
     ) -> None:
         self.id = stream_id
         self.path = path
         self.metadata = metadata
         self.native = native
+        self.unary = unary
         self.timeout: float | None = None
         self.request = bytearray()
         self.inbox: asyncio.Queue[bytes | None] = asyncio.Queue()
@@ -254,7 +287,7 @@ class _Connection(asyncio.Protocol):
         self.h2.local_settings = h2.settings.Settings(
             client=False,
             initial_values={
-                h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 1024,
+                h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: _MAX_STREAMS,
                 h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: window,
                 h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: 64 * 1024,
             },
@@ -331,8 +364,13 @@ class _Connection(asyncio.Protocol):
         ):
             self._respond(stream_id, [(":status", "415")])
             return
-        native = path == EVENTS_PATH or (path == BATCHES_PATH and self._config.event_batches)
-        stream = _Stream(stream_id, path, _metadata_from_headers(headers), native)
+        unary = self._door.session_rpcs.get(path)
+        native = (
+            unary is not None
+            or path == EVENTS_PATH
+            or (path == BATCHES_PATH and self._config.event_batches)
+        )
+        stream = _Stream(stream_id, path, _metadata_from_headers(headers), native, unary)
         self.streams[stream_id] = stream
         encoding = fields.get("grpc-encoding", "identity")
         if encoding != "identity":
@@ -383,7 +421,8 @@ class _Connection(asyncio.Protocol):
             return
         if stream.native:
             if stream.task is None:
-                stream.task = self._door.spawn(self._door.serve_native(self, stream), native=True)
+                serve = self._door.serve_unary if stream.unary else self._door.serve_native
+                stream.task = self._door.spawn(serve(self, stream), native=True)
         else:
             stream.inbox.put_nowait(None)
 
@@ -500,6 +539,9 @@ class FrontDoor:
         self.config = config
         self._service = service
         self.internal = internal
+        self.session_rpcs = {
+            f"/{SERVICE_NAME}/{name}": rpc for name, rpc in service.session_rpcs().items()
+        }
         self._channel: aio.Channel | None = None
         self._server: asyncio.Server | None = None
         self.connections: set[_Connection] = set()
@@ -565,17 +607,47 @@ class FrontDoor:
             task.add_done_callback(self._native.discard)
         return task
 
-    # ----- native event streams -----
+    # ----- native calls -----
+
+    async def serve_unary(self, conn: _Connection, stream: _Stream) -> None:
+        """OpenSession, CloseSession, Invoke: the GatewayService's own handlers."""
+        rpc = stream.unary
+        assert rpc is not None
+        body = _one_message(stream)
+        if body is None:
+            conn.trailers(stream, grpc.StatusCode.INTERNAL, "expected one request message")
+            return
+        context = _NativeContext(stream.metadata)
+        try:
+            request = rpc.parse(body)
+            async with asyncio.timeout(stream.timeout):
+                reply = rpc.serialize(await rpc.handler(request, context))
+        except _Abort as abort:
+            conn.trailers(stream, abort.code, abort.details)
+            return
+        except TimeoutError:  # the client's deadline (the command itself goes on)
+            conn.trailers(stream, grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
+            return
+        except Exception as exc:
+            log.exception("front door: %s failed", stream.path)
+            conn.trailers(stream, grpc.StatusCode.UNKNOWN, f"{type(exc).__name__}")
+            return
+        try:
+            conn.send_headers(stream)
+            await conn.send(stream, grpc_message_header(len(reply)) + reply)
+            conn.trailers(stream, grpc.StatusCode.OK, None)
+        except _StreamGone:
+            pass
 
     async def serve_native(self, conn: _Connection, stream: _Stream) -> None:
         """StreamEvents / StreamEventBatches from the session's feed."""
         batches = stream.path == BATCHES_PATH
-        body = bytes(stream.request)
-        if len(body) < 5 or body[0] != 0 or int.from_bytes(body[1:5], "big") != len(body) - 5:
+        body = _one_message(stream)
+        if body is None:
             conn.trailers(stream, grpc.StatusCode.INTERNAL, "expected one request message")
             return
         try:
-            request = pb.StreamEventsRequest.FromString(body[5:])
+            request = pb.StreamEventsRequest.FromString(body)
             feed = await self._service.open_feed(
                 request, _NativeContext(stream.metadata), batches=batches
             )
@@ -660,20 +732,40 @@ class FrontDoor:
 
     async def proxy(self, conn: _Connection, stream: _Stream) -> None:
         """Relay a call to the internal server: requests in, messages, status and trailing
-        metadata out."""
+        metadata out. The call has the method's kind (raw bytes, no serializers), so that a
+        unary call is a unary call there too; an unknown method is tried as a bidi one (the
+        server answers UNIMPLEMENTED)."""
         assert self._channel is not None
-        method: Any = self._channel.stream_stream(stream.path)  # no serializers: raw bytes
-        call: Any = method(metadata=tuple(stream.metadata), timeout=stream.timeout)
+        client_streaming, server_streaming = _method_kind(stream.path)
+        metadata, timeout = tuple(stream.metadata), stream.timeout
+        writer: asyncio.Task[None] | None = None
+        method: Any
+        call: Any
+        if client_streaming:
+            method = self._channel.stream_stream(stream.path)
+            call = method(metadata=metadata, timeout=timeout)
+            writer = asyncio.get_running_loop().create_task(self._requests(stream, call))
+        else:
+            request = await stream.inbox.get()
+            if request is None:
+                conn.trailers(stream, grpc.StatusCode.INTERNAL, "expected one request message")
+                return
+            stream.inbox_bytes -= len(request)
+            if server_streaming:
+                method = self._channel.unary_stream(stream.path)
+            else:
+                method = self._channel.unary_unary(stream.path)
+            call = method(request, metadata=metadata, timeout=timeout)
         stream.call = call
-        writer = asyncio.get_running_loop().create_task(self._requests(stream, call))
         code, details, trailing = grpc.StatusCode.UNKNOWN, "", None
         try:
             try:
                 conn.send_headers(stream, await call.initial_metadata())
-                while True:
-                    message = await call.read()
-                    if message is aio.EOF:
-                        break
+                if server_streaming or client_streaming:
+                    while (message := await call.read()) is not aio.EOF:
+                        await conn.send(stream, grpc_message_header(len(message)) + message)
+                else:
+                    message = await call
                     await conn.send(stream, grpc_message_header(len(message)) + message)
                 code = await call.code()
                 details = await call.details()
@@ -685,9 +777,10 @@ class FrontDoor:
         except _StreamGone:
             pass
         finally:
-            writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await writer
+            if writer is not None:
+                writer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await writer
             call.cancel()
 
     async def _requests(self, stream: _Stream, call: Any) -> None:

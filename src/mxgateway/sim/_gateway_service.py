@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, cast
 
 import grpc
 
@@ -30,7 +30,7 @@ from mxgateway.sim._status import protocol
 if TYPE_CHECKING:
     from mxgateway.sim._auth import CallContext, Context
 
-__all__ = ["SERVICE_NAME", "AlarmHandlers", "GatewayService"]
+__all__ = ["SERVICE_NAME", "AlarmHandlers", "GatewayService", "UnaryRpc"]
 
 log = logging.getLogger("mxgateway.sim")
 
@@ -47,6 +47,14 @@ CAPABILITIES = (
 )
 BATCHES_CAPABILITY = "stream-event-batches"
 _FLOOD_SINGLE_CHUNK = 256  # StreamEvents in flood mode: events encoded per codec call
+
+
+class UnaryRpc(NamedTuple):
+    """A unary rpc: its handler (request, context) -> reply, and how its messages are coded."""
+
+    handler: Callable[[Any, Any], Awaitable[Any]]
+    parse: Callable[[bytes], Any]
+    serialize: Callable[[Any], bytes]
 
 
 class AlarmHandlers(Protocol):
@@ -92,26 +100,42 @@ class GatewayService:
         self._tasks: set[asyncio.Task[pb.MxCommandReply]] = set()
         self.stats = stats if stats is not None else StreamStats()
 
+    def session_rpcs(self) -> dict[str, UnaryRpc]:
+        """OpenSession, CloseSession and Invoke: handler, request parser, reply serializer.
+
+        The grpc.aio server registers them; the flood front door calls them itself (a
+        gateway's pending commands, 128 per session, would otherwise be as many calls through
+        one process's grpc.aio, which loses calls past about a thousand in flight).
+        """
+        return {
+            "OpenSession": UnaryRpc(
+                self.open_session,
+                pb.OpenSessionRequest.FromString,
+                pb.OpenSessionReply.SerializeToString,
+            ),
+            "CloseSession": UnaryRpc(
+                self.close_session,
+                pb.CloseSessionRequest.FromString,
+                pb.CloseSessionReply.SerializeToString,
+            ),
+            "Invoke": UnaryRpc(
+                self.invoke, pb.MxCommandRequest.FromString, pb.MxCommandReply.SerializeToString
+            ),
+        }
+
     def generic_handler(self) -> grpc.GenericRpcHandler:
         """The service's handlers, for ``server.add_generic_rpc_handlers``."""
         unary = grpc.unary_unary_rpc_method_handler
         stream = grpc.unary_stream_rpc_method_handler
         handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {
-            "OpenSession": unary(
-                self.open_session,
-                request_deserializer=pb.OpenSessionRequest.FromString,
-                response_serializer=pb.OpenSessionReply.SerializeToString,
-            ),
-            "CloseSession": unary(
-                self.close_session,
-                request_deserializer=pb.CloseSessionRequest.FromString,
-                response_serializer=pb.CloseSessionReply.SerializeToString,
-            ),
-            "Invoke": unary(
-                self.invoke,
-                request_deserializer=pb.MxCommandRequest.FromString,
-                response_serializer=pb.MxCommandReply.SerializeToString,
-            ),
+            name: unary(
+                rpc.handler,
+                request_deserializer=rpc.parse,
+                response_serializer=rpc.serialize,
+            )
+            for name, rpc in self.session_rpcs().items()
+        }
+        handlers |= {
             "StreamEvents": stream(
                 self.stream_events,
                 request_deserializer=pb.StreamEventsRequest.FromString,
@@ -155,7 +179,7 @@ class GatewayService:
     # ----- sessions -----
 
     async def open_session(
-        self, request: pb.OpenSessionRequest, context: Context
+        self, request: pb.OpenSessionRequest, context: CallContext
     ) -> pb.OpenSessionReply:
         """OpenSession: a READY session, or RESOURCE_EXHAUSTED at the session limit."""
         await self._auth.check(context, scope_for_rpc("OpenSession"))
@@ -174,7 +198,7 @@ class GatewayService:
         )
 
     async def close_session(
-        self, request: pb.CloseSessionRequest, context: Context
+        self, request: pb.CloseSessionRequest, context: CallContext
     ) -> pb.CloseSessionReply:
         """CloseSession: idempotent (a closed session closes again with OK)."""
         await self._auth.check(context, scope_for_rpc("CloseSession"))
@@ -207,7 +231,7 @@ class GatewayService:
             diagnostic_message=text,
         )
 
-    async def invoke(self, request: pb.MxCommandRequest, context: Context) -> pb.MxCommandReply:
+    async def invoke(self, request: pb.MxCommandRequest, context: CallContext) -> pb.MxCommandReply:
         """Invoke: one command; pending-command limit; command timeout as DEADLINE_EXCEEDED."""
         await self._auth.check(context, scope_for_command(request.command.kind))
         session = self._registry.get(request.session_id)
