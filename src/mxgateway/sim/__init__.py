@@ -48,13 +48,14 @@ per stream. Sessions, attach, replay, ReplayGap, overflow, the one-subscriber ru
 are the same code as the grpc.aio handlers (``GatewayService.open_feed``). A client's
 RST_STREAM detaches the subscriber at once; a session closed by the gateway ends the stream
 with OK; errors are trailers (grpc-status, grpc-message); ``grpc-timeout`` is honoured.
-Every other rpc (unary and streaming: commands, alarms, GalaxyRepository, health, the bidi
-reflection service) is proxied to the grpc.aio server of the same process on 127.0.0.1:0, with
-metadata (authorization) passed through, ``grpc-timeout`` as the deadline, and the status and
-trailing metadata passed back. TLS uses asyncio's ssl with ALPN "h2". The front door
-acknowledges every PING: it does not enforce grpc-core's ping policy (the ping knobs apply to
-the grpc.aio server, that is to the simulator outside flood mode); nor does it accept
-compressed messages (grpc-encoding other than identity: UNIMPLEMENTED).
+OpenSession, CloseSession and Invoke are served by the same GatewayService handlers as on the
+grpc.aio server, with the client's deadline. Every other rpc (alarms, GalaxyRepository, health,
+the bidi reflection service) is proxied to the grpc.aio server of the same process on
+127.0.0.1:0, with metadata (authorization) passed through, ``grpc-timeout`` as the deadline,
+and the status and trailing metadata passed back. TLS uses asyncio's ssl with ALPN "h2". The
+front door acknowledges every PING: it does not enforce grpc-core's ping policy (the ping
+knobs apply to the grpc.aio server, that is to the simulator outside flood mode); nor does it
+accept compressed messages (grpc-encoding other than identity: UNIMPLEMENTED).
 """
 
 from mxgateway.sim._config import SimConfig, parse_api_key_lines

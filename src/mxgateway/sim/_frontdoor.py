@@ -8,10 +8,14 @@ HTTP/2 flow-control windows and the transport have room, so a slow reader gets f
 the server holds at most one chunk per stream. Attach, replay, overflow, auth and the session
 semantics are the GatewayService's own (``open_feed``): nothing about sessions lives here.
 
-Every other rpc (unary and streaming, health, the bidi reflection service) is proxied to the
-process's own grpc.aio server on 127.0.0.1:0 with a generic stream-stream call carrying raw
-bytes: metadata (authorization) passes through, ``grpc-timeout`` becomes the deadline, and
-the status and trailing metadata come back.
+OpenSession, CloseSession and Invoke are served here too, by the GatewayService's own handler
+methods: a client keeps up to 128 pending commands per session in flight, and relayed through
+grpc.aio in this process each would be two calls, where grpc.aio cancels calls past about
+2,000 in flight per process. Every other rpc (health, the bidi reflection service,
+GalaxyRepository, the alarm rpcs) is relayed to the process's own grpc.aio server on
+127.0.0.1:0 as a call of the method's own kind carrying raw bytes: metadata (authorization)
+passes through, ``grpc-timeout`` becomes the deadline, and the status and trailing metadata
+come back.
 
 Not done here: compression (grpc-encoding other than identity is refused with UNIMPLEMENTED)
 and grpc-core's ping policy (PINGs are always acknowledged).
