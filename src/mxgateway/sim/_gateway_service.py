@@ -103,9 +103,9 @@ class GatewayService:
     def session_rpcs(self) -> dict[str, UnaryRpc]:
         """OpenSession, CloseSession and Invoke: handler, request parser, reply serializer.
 
-        The grpc.aio server registers them; the flood front door calls them itself (a
-        gateway's pending commands, 128 per session, would otherwise be as many calls through
-        one process's grpc.aio, which loses calls past about a thousand in flight).
+        The grpc.aio server registers them; the flood front door calls them itself (relayed
+        through grpc.aio, each pending command, up to 128 per session, would be two calls in
+        one process, and grpc.aio cancels calls past about 2,000 in flight per process).
         """
         return {
             "OpenSession": UnaryRpc(
