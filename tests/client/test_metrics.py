@@ -88,10 +88,10 @@ async def test_prometheus_counters_move_with_events_cuts_and_gaps(sim: Simulated
         before = await asyncio.to_thread(_scrape, port)
         gaps = _value(before, "mxgateway_stream_replay_gaps_total", "plant-a")
         lost_before = _value(before, "mxgateway_stream_replay_gap_events_total", "plant-a")
-        first = await take(session.stream_events(), 1)  # the rest of what was sent is dropped
+        opened = await take(session.stream_events(), 1)  # the rest of what was sent is dropped
         sim.step_values(20)  # far more than the ring keeps
         await asyncio.sleep(0.2)
-        after = first[0].worker_sequence
+        after = opened[0].worker_sequence
         gap = (await take(session.stream_events(after_worker_sequence=after), 1))[0].replay_gap
         assert gap is not None
         lost = gap.oldest_available_sequence - gap.requested_after_sequence - 1
