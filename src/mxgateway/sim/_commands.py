@@ -16,6 +16,7 @@ from mxgateway.sim._events import write_complete_event
 from mxgateway.sim._plant import parse_reference
 from mxgateway.sim._session import Item, Session
 from mxgateway.sim._status import (
+    DISP_E_BADINDEX,
     E_ACCESSDENIED,
     E_FAIL,
     E_INVALIDARG,
@@ -26,7 +27,7 @@ from mxgateway.sim._status import (
     quoted,
 )
 from mxgateway.sim._users import authenticate, user_by_guid
-from mxgateway.sim._values import timestamp, to_mx_value
+from mxgateway.sim._values import check_value_limits, timestamp, to_mx_value
 
 __all__ = ["execute", "payload_arm"]
 
@@ -83,6 +84,24 @@ def _check_security(session: Session, item: Item, secured: tuple[int, int] | Non
         )
 
 
+def _past_the_end(session: Session, item: Item) -> MxFailure | None:
+    # ``Tag.Arr[n]`` with n past the declared length names no element (the item was added as
+    # unknown, as MXAccess does): a write to it is an index error, not an unknown reference.
+    address = item.address
+    if address.index is None:
+        return None
+    state = session.plant.lookup(address.base)
+    length = state.array_length if state is not None else None
+    if length is None or address.index <= length:
+        return None
+    return MxFailure(
+        DISP_E_BADINDEX,
+        _CONFIGURATION,
+        f"element {address.index} is past the declared length {length} of {quoted(address.base)}",
+        refusal="array_index",
+    )
+
+
 def _write(
     session: Session,
     server_handle: int,
@@ -91,12 +110,34 @@ def _write(
     ts: Any | None,
     secured: tuple[int, int] | None,
 ) -> None:
+    try:
+        _write_checked(session, server_handle, item_handle, value, ts, secured)
+    except MxFailure as failure:
+        if failure.refusal:
+            session.counters.refuse(failure.refusal)
+        raise
+
+
+def _write_checked(
+    session: Session,
+    server_handle: int,
+    item_handle: int,
+    value: pb.MxValue,
+    ts: Any | None,
+    secured: tuple[int, int] | None,
+) -> None:
+    config = session.config
+    # The door first: nothing of an oversized value is converted, stored or published.
+    check_value_limits(value, config.max_value_elements, config.value_bytes_limit)
     item = session.item(server_handle, item_handle)
     if not item.advised:
         raise MxFailure(
             E_FAIL, _OPERATIONAL, f"write before advise: item {item_handle} is not advised"
         )
     if item.state is None:
+        failure = _past_the_end(session, item)
+        if failure is not None:
+            raise failure
         raise MxFailure(E_FAIL, _CONFIGURATION, f"unknown item reference {quoted(item.definition)}")
     _check_security(session, item, secured)
     ts_ns = _ts_ns(ts) if ts is not None else None

@@ -33,6 +33,7 @@ ALL_SCOPES: frozenset[str] = frozenset(
 QueuePolicy = Literal["fail_fast", "disconnect_subscriber"]
 
 MAX_FLOOD_RATE = 10_000_000.0  # events per second per session
+MAX_LEASE_SECONDS = 2**32 - 1  # OpenSessionRequest.lease_seconds is a uint32
 MAX_PING_INTERVAL_S = 86_400.0
 MAX_PING_STRIKES = 1000
 
@@ -86,6 +87,16 @@ class SimConfig:
     ``min_ping_interval_s`` / ``max_ping_strikes`` set grpc-core's ping policy of the gRPC server
     (None = grpc-core's defaults: 5 min without data, 2 strikes); the flood front door does not
     enforce it.
+
+    The doors (what a client chooses never makes the simulator allocate in proportion to it):
+    ``max_sessions_per_key`` sessions per API key (auth on; without auth only ``max_sessions``
+    applies, to every client together), a lease asked for beyond ``max_lease_seconds`` is
+    granted that maximum, a written value may carry at most ``max_value_elements`` array or
+    sparse elements and ``max_value_bytes`` encoded bytes (and never more than a quarter of
+    ``max_message_bytes``, so the events that publish it fit a message), and array writes must
+    fit the attribute's declared length. ``metrics_port`` (0 = a free port) serves Prometheus
+    text on ``http://127.0.0.1:PORT/metrics`` (needs ``prometheus_client``, the
+    ``mxgateway[prometheus]`` extra).
     """
 
     host: str = "127.0.0.1"
@@ -113,6 +124,11 @@ class SimConfig:
     flood_rate: float = 0.0
     min_ping_interval_s: float | None = None
     max_ping_strikes: int | None = None
+    max_sessions_per_key: int = 16
+    max_lease_seconds: int = 3600
+    max_value_elements: int = 100_000
+    max_value_bytes: int = 1024 * 1024
+    metrics_port: int | None = None
 
     def __post_init__(self) -> None:
         if not self.host:
@@ -136,6 +152,7 @@ class SimConfig:
             self._positive_int(name)
         for name in ("max_sessions", "max_pending_commands", "lease_seconds"):
             self._positive_int(name)
+        self._check_doors()
         if self.max_message_bytes < 64 * 1024:
             raise ValueError("max_message_bytes must be at least 64 KiB")
         for name in ("rate", "command_latency_s", "detach_grace_s"):
@@ -152,6 +169,31 @@ class SimConfig:
                 f"queue_policy must be 'fail_fast' or 'disconnect_subscriber', "
                 f"not {self.queue_policy!r}"
             )
+
+    def _check_doors(self) -> None:
+        for name in ("max_sessions_per_key", "max_lease_seconds", "max_value_elements"):
+            self._positive_int(name)
+        if self.max_lease_seconds > MAX_LEASE_SECONDS:
+            raise ValueError(f"max_lease_seconds must be at most {MAX_LEASE_SECONDS}")
+        if self.lease_seconds > self.max_lease_seconds:
+            raise ValueError(
+                f"lease_seconds ({self.lease_seconds}) must not exceed max_lease_seconds "
+                f"({self.max_lease_seconds})"
+            )
+        size = self.max_value_bytes
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1024:
+            raise ValueError(f"max_value_bytes must be an int >= 1024, not {size!r}")
+        port = self.metrics_port
+        if port is not None and (
+            isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535
+        ):
+            raise ValueError(f"metrics_port must be None or a port in 0..65535, not {port!r}")
+
+    @property
+    def value_bytes_limit(self) -> int:
+        """The largest encoded value a write may carry: ``max_value_bytes``, and at most a
+        quarter of ``max_message_bytes`` (an event publishing it must fit one message)."""
+        return min(self.max_value_bytes, self.max_message_bytes // 4)
 
     def _check_flood_and_pings(self) -> None:
         rate = self.flood_rate

@@ -20,6 +20,7 @@ import grpc
 from mxgateway.generated import mxaccess_gateway_pb2 as pb
 from mxgateway.sim._config import SimConfig
 from mxgateway.sim._events import FloodSpec, encode_flood, gap_event, stamp
+from mxgateway.sim._metrics import SimCounters
 from mxgateway.sim._plant import ItemAddress, TagState, parse_reference
 from mxgateway.sim._replay import ReplayRing
 from mxgateway.sim._status import E_FAIL, E_HANDLE, MxFailure, bad_status, ok_status, quoted
@@ -147,6 +148,7 @@ class Session:
         lease_seconds: float,
         monotonic: Callable[[], float],
         clock: Callable[[], int],
+        counters: SimCounters | None = None,
     ) -> None:
         self.session_id = session_id
         self.name = name
@@ -155,6 +157,8 @@ class Session:
         self.state: pb.SessionState = pb.SESSION_STATE_READY
         self.fault_reason = ""
         self.lease_seconds = lease_seconds
+        self.owner: int | None = None  # the API key (its position), None with auth off
+        self.counters = counters if counters is not None else SimCounters()
         self._monotonic = monotonic
         self._clock = clock
         self.lease_expires = monotonic() + lease_seconds
@@ -360,6 +364,7 @@ class Session:
             )
 
     def _overflow(self) -> None:
+        self.counters.overflows += 1
         self.pending.clear()
         sub = self.subscriber
         if sub is not None:
@@ -463,9 +468,19 @@ class Session:
                 )
 
     def drain(self, max_events: int) -> list[bytes]:
-        """DrainEvents(): take up to ``max_events`` (0 = all) queued events."""
+        """DrainEvents(): take up to ``max_events`` (0 = all) queued events, and no more than
+        fit one reply (the rest stay queued for the next drain or the subscriber)."""
         count = len(self.pending) if max_events == 0 else min(max_events, len(self.pending))
-        return [self.pending.popleft()[1] for _ in range(count)]
+        budget = self.config.max_message_bytes - 1024
+        out: list[bytes] = []
+        pending = self.pending
+        while len(out) < count:
+            data = pending[0][1]
+            budget -= len(data) + 8  # the events entry's tag and length
+            if budget < 0 and out:
+                break
+            out.append(pending.popleft()[1])
+        return out
 
     # ----- subscriber -----
 

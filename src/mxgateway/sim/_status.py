@@ -5,6 +5,7 @@ from __future__ import annotations
 from mxgateway.generated import mxaccess_gateway_pb2 as pb
 
 __all__ = [
+    "DISP_E_BADINDEX",
     "E_ACCESSDENIED",
     "E_FAIL",
     "E_HANDLE",
@@ -40,6 +41,7 @@ E_HANDLE = to_int32(0x80070006)
 E_INVALIDARG = to_int32(0x80070057)
 E_TYPEMISMATCH = to_int32(0x80020005)
 E_OVERFLOW = to_int32(0x8002000A)  # DISP_E_OVERFLOW: the value does not fit the type
+DISP_E_BADINDEX = to_int32(0x8002000B)  # an array index outside the declared length
 
 _C = pb.MxStatusCategory
 _S = pb.MxStatusSource
@@ -89,16 +91,25 @@ class MxFailure(Exception):
     """An MXAccess failure raised inside a command; becomes a reply, never a gRPC error.
 
     Carries the HRESULT and the status (category + text) the reply or bulk entry reports.
+    ``refusal`` names the door that refused the request (a metrics reason, see
+    ``mxgateway.sim._metrics``), empty for an ordinary MXAccess failure.
     """
 
     def __init__(
-        self, hresult: int, category: pb.MxStatusCategory, text: str, *, detail: int = 0
+        self,
+        hresult: int,
+        category: pb.MxStatusCategory,
+        text: str,
+        *,
+        detail: int = 0,
+        refusal: str = "",
     ) -> None:
         super().__init__(text)
         self.hresult = hresult
         self.category = category
         self.text = text
         self.detail = detail
+        self.refusal = refusal
 
     def status(self) -> pb.MxStatusProxy:
         """The failure as an MxStatusProxy."""

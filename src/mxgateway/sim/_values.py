@@ -16,14 +16,22 @@ from typing import Final, cast
 from google.protobuf import timestamp_pb2
 
 from mxgateway.generated import mxaccess_gateway_pb2 as pb
-from mxgateway.sim._status import E_OVERFLOW, E_TYPEMISMATCH, MxFailure
+from mxgateway.sim._status import (
+    DISP_E_BADINDEX,
+    E_INVALIDARG,
+    E_OVERFLOW,
+    E_TYPEMISMATCH,
+    MxFailure,
+)
 
 __all__ = [
     "Generator",
+    "check_value_limits",
     "default_value",
     "from_mx_value",
     "timestamp",
     "to_mx_value",
+    "value_elements",
 ]
 
 _T = pb.MxDataType
@@ -57,6 +65,17 @@ _VARIANT: Final[dict[int, str]] = {
     _T.MX_DATA_TYPE_ELAPSED_TIME: "VT_I8",
     _T.MX_DATA_TYPE_QUALIFIED_STRUCT: "VT_RECORD",
 }
+_ARRAY_LISTS: Final = (
+    "bool_values",
+    "int32_values",
+    "int64_values",
+    "float_values",
+    "double_values",
+    "string_values",
+    "timestamp_values",
+    "elapsed_values",
+)
+_CONFIGURATION: Final = pb.MX_STATUS_CATEGORY_CONFIGURATION_ERROR
 _STATES: Final = ("Stopped", "Starting", "Running", "Stopping")
 _NS: Final = 1_000_000_000
 _INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
@@ -346,10 +365,79 @@ def _array_elements(msg: pb.MxArray) -> list[tuple[str, object]]:
     return []
 
 
+def value_elements(msg: pb.MxValue) -> int:
+    """How many array (every list counted) or sparse elements ``msg`` carries; 0 for a scalar.
+
+    Only lengths are read: nothing is copied or converted.
+    """
+    arm = msg.WhichOneof("kind")
+    if arm == "array_value":
+        array = msg.array_value
+        return sum(len(getattr(array, name)) for name in _ARRAY_LISTS)
+    if arm == "sparse_array_value":
+        return len(msg.sparse_array_value.elements)
+    return 0
+
+
+def check_value_limits(msg: pb.MxValue, max_elements: int, max_bytes: int) -> None:
+    """The gateway's door for a written value: at most ``max_elements`` elements and
+    ``max_bytes`` encoded bytes, checked before anything is converted or stored.
+
+    Raises MxFailure (E_INVALIDARG, refusal ``value_elements`` / ``value_bytes``).
+    """
+    count = value_elements(msg)
+    if count > max_elements:
+        raise MxFailure(
+            E_INVALIDARG,
+            _CONFIGURATION,
+            f"the value has {count} elements, more than the gateway accepts ({max_elements})",
+            refusal="value_elements",
+        )
+    size = msg.ByteSize()
+    if size > max_bytes:
+        raise MxFailure(
+            E_INVALIDARG,
+            _CONFIGURATION,
+            f"the value is {size} bytes encoded, more than the gateway accepts ({max_bytes})",
+            refusal="value_bytes",
+        )
+
+
+def _array_of_length(msg: pb.MxArray, count: int, array_length: int) -> None:
+    # A whole-array write must have the attribute's declared shape: one dimension, its length.
+    dimensions = msg.dimensions
+    if len(dimensions) > 1:
+        raise MxFailure(
+            E_INVALIDARG,
+            _CONFIGURATION,
+            f"a {len(dimensions)}-dimensional array cannot be written to a one-dimensional "
+            f"attribute of length {array_length}",
+            refusal="array_length",
+        )
+    if dimensions and dimensions[0] != count:
+        raise MxFailure(
+            E_INVALIDARG,
+            _CONFIGURATION,
+            f"array dimensions say {dimensions[0]} elements, the value has {count}",
+            refusal="array_length",
+        )
+    if count != array_length:
+        raise MxFailure(
+            E_INVALIDARG,
+            _CONFIGURATION,
+            f"array length {count} does not match the attribute's declared length {array_length}",
+            refusal="array_length",
+        )
+
+
 def from_mx_value(msg: pb.MxValue, data_type: int, array_length: int | None) -> object:
     """A written MxValue to the attribute's representation (``array_length`` None = scalar).
 
-    Raises MxFailure (type mismatch) when the value cannot be stored in the attribute.
+    An array must have exactly the declared ``array_length`` elements; a sparse array expands
+    to the declared length (``total_length`` 0 or that length; indices 0-based, below it), so
+    nothing is ever allocated in proportion to a number the client chose. Raises MxFailure
+    (type mismatch, E_INVALIDARG for a length, DISP_E_BADINDEX for an index) when the value
+    cannot be stored in the attribute.
     """
     arm = msg.WhichOneof("kind")
     if array_length is None:
@@ -357,17 +445,31 @@ def from_mx_value(msg: pb.MxValue, data_type: int, array_length: int | None) -> 
             raise _mismatch(data_type, "an array")
         return _coerce(*_scalar_from_arm(msg), data_type)
     if arm == "array_value":
-        return [_coerce(a, v, data_type) for a, v in _array_elements(msg.array_value)]
+        _array_of_length(msg.array_value, value_elements(msg), array_length)
+        elements = _array_elements(msg.array_value)
+        if len(elements) != array_length:  # the elements were spread over several lists
+            raise _mismatch(data_type, "an array mixing element types")
+        return [_coerce(a, v, data_type) for a, v in elements]
     if arm == "sparse_array_value":
         sparse = msg.sparse_array_value
-        total = sparse.total_length or array_length
-        out = [default_value(data_type)] * total
+        total = sparse.total_length
+        if total not in (0, array_length):
+            raise MxFailure(
+                E_INVALIDARG,
+                _CONFIGURATION,
+                f"sparse array total_length {total} does not match the attribute's declared "
+                f"length {array_length}",
+                refusal="sparse_total_length",
+            )
+        out = [default_value(data_type)] * array_length
         for element in sparse.elements:
-            if element.index >= total:
+            if element.index >= array_length:
                 raise MxFailure(
-                    E_TYPEMISMATCH,
-                    pb.MX_STATUS_CATEGORY_CONFIGURATION_ERROR,
-                    f"sparse array index {element.index} outside length {total}",
+                    DISP_E_BADINDEX,
+                    _CONFIGURATION,
+                    f"sparse array index {element.index} is past the declared length "
+                    f"{array_length}",
+                    refusal="array_index",
                 )
             out[element.index] = _coerce(*_scalar_from_arm(element.value), data_type)
         return out
