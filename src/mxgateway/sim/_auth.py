@@ -32,7 +32,7 @@ class CallContext(Protocol):
 
 if TYPE_CHECKING:
     Context: TypeAlias = aio.ServicerContext[Any, Any]
-    AuthCheck: TypeAlias = Callable[[Context, str], Awaitable[None]]
+    AuthCheck: TypeAlias = Callable[[Context, str], Awaitable[object]]
 
 _K = pb.MxCommandKind
 _WRITE_KINDS = frozenset({_K.MX_COMMAND_KIND_WRITE, _K.MX_COMMAND_KIND_WRITE2})
@@ -78,48 +78,74 @@ def scope_for_rpc(method: str) -> str:
 
 
 class Authenticator:
-    """Checks the bearer key of a call against the configured keys and scopes."""
+    """Checks the bearer key of a call against the configured keys and scopes.
 
-    def __init__(self, api_keys: Mapping[str, frozenset[str] | None]) -> None:
+    ``on_refuse`` (optional) is told ``"unauthenticated"`` or ``"permission_denied"`` for each
+    call it refuses (the simulator's metrics).
+    """
+
+    def __init__(
+        self,
+        api_keys: Mapping[str, frozenset[str] | None],
+        on_refuse: Callable[[str], None] | None = None,
+    ) -> None:
         self._keys = [(key.encode(), scopes) for key, scopes in api_keys.items()]
+        self._on_refuse = on_refuse
 
     @property
     def enabled(self) -> bool:
         """False when no key is configured: every call is then accepted."""
         return bool(self._keys)
 
-    def _scopes_of(self, presented: str) -> tuple[bool, frozenset[str] | None]:
+    def _scopes_of(self, presented: str) -> tuple[int | None, frozenset[str] | None]:
         candidate = presented.encode()
-        found = False
+        found: int | None = None
         scopes: frozenset[str] | None = None
         # Compare with every key (constant time each) so timing does not tell which matched.
-        for key, key_scopes in self._keys:
+        for index, (key, key_scopes) in enumerate(self._keys):
             if hmac.compare_digest(candidate, key):
-                found, scopes = True, key_scopes
+                found, scopes = index, key_scopes
         return found, scopes
 
-    async def check(self, context: CallContext, scope: str) -> None:
-        """Abort the call (UNAUTHENTICATED / PERMISSION_DENIED) unless its key has ``scope``."""
+    async def _refuse(self, context: CallContext, code: grpc.StatusCode, details: str) -> NoReturn:
+        if self._on_refuse is not None:
+            self._on_refuse(
+                "permission_denied"
+                if code == grpc.StatusCode.PERMISSION_DENIED
+                else "unauthenticated"
+            )
+        await context.abort(code, details)
+
+    async def check(self, context: CallContext, scope: str) -> int | None:
+        """Abort the call (UNAUTHENTICATED / PERMISSION_DENIED) unless its key has ``scope``.
+
+        Returns which key it was (its position among the configured keys: an opaque owner for
+        the per-key session limit, never the key itself), or None when auth is off.
+        """
         if not self._keys:
-            return
+            return None
         header = None
         for key, value in context.invocation_metadata() or ():
             if key == "authorization":
                 header = value if isinstance(value, str) else value.decode("latin-1")
                 break
         if header is None:
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing authorization metadata")
+            await self._refuse(
+                context, grpc.StatusCode.UNAUTHENTICATED, "missing authorization metadata"
+            )
         scheme, _, token = header.strip().partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not is_valid_api_key(token):
-            await context.abort(
+            await self._refuse(
+                context,
                 grpc.StatusCode.UNAUTHENTICATED,
                 "malformed authorization: expected 'Bearer mxgw_<keyId>_<secret>'",
             )
         found, scopes = self._scopes_of(token)
-        if not found:
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "unknown API key")
+        if found is None:
+            await self._refuse(context, grpc.StatusCode.UNAUTHENTICATED, "unknown API key")
         if scopes is not None and scope not in scopes:
-            await context.abort(
-                grpc.StatusCode.PERMISSION_DENIED, f"the API key lacks scope {scope}"
+            await self._refuse(
+                context, grpc.StatusCode.PERMISSION_DENIED, f"the API key lacks scope {scope}"
             )
+        return found

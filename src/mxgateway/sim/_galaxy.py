@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from grpc import aio
 
     Context: TypeAlias = aio.ServicerContext[Any, Any]
-    AuthCheck: TypeAlias = Callable[[Context, str], Awaitable[None]]
+    AuthCheck: TypeAlias = Callable[[Context, str], Awaitable[object]]
 
 __all__ = [
     "AREA_CATEGORY",

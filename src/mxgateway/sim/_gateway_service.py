@@ -30,7 +30,7 @@ from mxgateway.sim._status import protocol
 if TYPE_CHECKING:
     from mxgateway.sim._auth import CallContext, Context
 
-__all__ = ["SERVICE_NAME", "AlarmHandlers", "GatewayService", "UnaryRpc"]
+__all__ = ["LEASE_CAPABILITY", "SERVICE_NAME", "AlarmHandlers", "GatewayService", "UnaryRpc"]
 
 log = logging.getLogger("mxgateway.sim")
 
@@ -46,6 +46,7 @@ CAPABILITIES = (
     "stream-event-batches",
 )
 BATCHES_CAPABILITY = "stream-event-batches"
+LEASE_CAPABILITY = "lease-seconds"  # announced as "lease-seconds=N": the lease granted
 _FLOOD_SINGLE_CHUNK = 256  # StreamEvents in flood mode: events encoded per codec call
 
 
@@ -182,18 +183,26 @@ class GatewayService:
         self, request: pb.OpenSessionRequest, context: CallContext
     ) -> pb.OpenSessionReply:
         """OpenSession: a READY session, or RESOURCE_EXHAUSTED at the session limit."""
-        await self._auth.check(context, scope_for_rpc("OpenSession"))
+        owner = await self._auth.check(context, scope_for_rpc("OpenSession"))
         try:
-            session = self._registry.open(request.client_session_name, request.lease_seconds)
+            session = self._registry.open(request.client_session_name, request.lease_seconds, owner)
         except SessionLimitError as exc:
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+        granted = int(session.lease_seconds)
+        asked = request.lease_seconds or self._config.lease_seconds
+        note = (
+            f"lease_seconds {asked} is over the gateway's maximum: granted {granted} s "
+            "(max_lease_seconds)"
+            if granted < asked
+            else ""
+        )
         return pb.OpenSessionReply(
             session_id=session.session_id,
             backend_name=BACKEND_NAME,
             gateway_protocol_version=PROTOCOL_VERSION,
             worker_protocol_version=PROTOCOL_VERSION,
-            protocol_status=protocol(pb.PROTOCOL_STATUS_CODE_OK),
-            capabilities=self.capabilities(),
+            protocol_status=protocol(pb.PROTOCOL_STATUS_CODE_OK, note),
+            capabilities=[*self.capabilities(), f"{LEASE_CAPABILITY}={granted}"],
             state=pb.SESSION_STATE_READY,
         )
 
@@ -247,6 +256,7 @@ class GatewayService:
             )
         session.touch()
         if session.pending_commands >= self._config.max_pending_commands:
+            session.counters.refuse("pending_commands")
             await context.abort(
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
                 f"too many pending commands ({self._config.max_pending_commands})",

@@ -1,4 +1,11 @@
-"""The session table: open, find, close (idempotent), the session limit, and the reaper."""
+"""The session table: open, find, close (idempotent), the session limits, and the reaper.
+
+Two limits on opening: ``max_sessions`` for the whole gateway, ``max_sessions_per_key`` for
+each API key (with auth off there is no key to tell clients apart: only the global limit
+applies). A lease asked for beyond ``max_lease_seconds`` is granted that maximum. The reaper
+closes sessions whose lease ran out (nobody attached, no unary call for a lease), so the slots
+of a client that vanished come back.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +18,10 @@ from collections.abc import Callable
 
 from mxgateway.generated import mxaccess_gateway_pb2 as pb
 from mxgateway.sim._config import SimConfig
+from mxgateway.sim._metrics import SimCounters
 from mxgateway.sim._plant import Plant, now_ns
 from mxgateway.sim._session import Session
+from mxgateway.sim._status import quoted
 
 __all__ = ["SessionLimitError", "SessionRegistry"]
 
@@ -22,7 +31,12 @@ _TOMBSTONES = 4096
 
 
 class SessionLimitError(Exception):
-    """OpenSession beyond max_sessions."""
+    """OpenSession beyond max_sessions (``reason`` "sessions") or max_sessions_per_key
+    ("sessions_per_key")."""
+
+    def __init__(self, text: str, reason: str) -> None:
+        super().__init__(text)
+        self.reason = reason
 
 
 class SessionRegistry:
@@ -35,30 +49,58 @@ class SessionRegistry:
         *,
         monotonic: Callable[[], float] = time.monotonic,
         clock: Callable[[], int] = now_ns,
+        counters: SimCounters | None = None,
     ) -> None:
         self._config = config
         self._plant = plant
         self._monotonic = monotonic
         self._clock = clock
+        self.counters = counters if counters is not None else SimCounters()
         self.sessions: dict[str, Session] = {}
         self._closed: OrderedDict[str, None] = OrderedDict()
+        self._per_owner: dict[int, int] = {}
 
-    def open(self, name: str, lease_seconds: int) -> Session:
-        """A new READY session, or SessionLimitError."""
-        if len(self.sessions) >= self._config.max_sessions:
-            raise SessionLimitError(f"session limit reached ({self._config.max_sessions})")
+    def granted_lease(self, asked: int) -> int:
+        """The lease a request for ``asked`` seconds gets (0 = the default; capped)."""
+        return min(asked or self._config.lease_seconds, self._config.max_lease_seconds)
+
+    def open(self, name: str, lease_seconds: int, owner: int | None = None) -> Session:
+        """A new READY session, or SessionLimitError.
+
+        ``owner`` identifies the API key (None with auth off); ``lease_seconds`` (0 = the
+        default) is capped at ``max_lease_seconds``.
+        """
+        config = self._config
+        if len(self.sessions) >= config.max_sessions:
+            self.counters.refuse("sessions")
+            raise SessionLimitError(f"session limit reached ({config.max_sessions})", "sessions")
+        if owner is not None and self._per_owner.get(owner, 0) >= config.max_sessions_per_key:
+            self.counters.refuse("sessions_per_key")
+            raise SessionLimitError(
+                f"session limit per API key reached ({config.max_sessions_per_key}): close "
+                "sessions of this key, or let their lease run out",
+                "sessions_per_key",
+            )
+        granted = self.granted_lease(lease_seconds)
+        if granted < (lease_seconds or config.lease_seconds):
+            self.counters.leases_capped += 1
         session_id = f"sim-{secrets.token_hex(12)}"
         session = Session(
             session_id,
             name,
-            self._config,
+            config,
             self._plant,
-            lease_seconds=lease_seconds or self._config.lease_seconds,
+            lease_seconds=granted,
             monotonic=self._monotonic,
             clock=self._clock,
+            counters=self.counters,
         )
+        session.owner = owner
+        if owner is not None:
+            self._per_owner[owner] = self._per_owner.get(owner, 0) + 1
         self.sessions[session_id] = session
-        log.info("session %s opened (%s)", session_id, name or "unnamed")
+        self.counters.sessions_opened += 1
+        log.info("session %s opened (%s)", session_id, quoted(name) if name else "unnamed")
         return session
 
     def get(self, session_id: str) -> Session | None:
@@ -72,7 +114,12 @@ class SessionRegistry:
     def close(self, session: Session, reason: str) -> None:
         """Close and forget ``session``."""
         session.close()
-        self.sessions.pop(session.session_id, None)
+        if self.sessions.pop(session.session_id, None) is not None and session.owner is not None:
+            left = self._per_owner.get(session.owner, 0) - 1
+            if left > 0:
+                self._per_owner[session.owner] = left
+            else:
+                self._per_owner.pop(session.owner, None)
         self._closed[session.session_id] = None
         while len(self._closed) > _TOMBSTONES:
             self._closed.popitem(last=False)
@@ -94,6 +141,7 @@ class SessionRegistry:
         for session in list(self.sessions.values()):
             if session.expired(now):
                 reason = "detach grace over" if session.detached_at is not None else "lease over"
+                self.counters.sessions_reaped += 1
                 self.close(session, reason)
 
     async def run_reaper(self) -> None:
