@@ -547,3 +547,69 @@ def test_grpc_timeout(text: str, seconds: float) -> None:
 @pytest.mark.parametrize("text", ["", "S", "1", "1x", "123456789S", "-1S"])
 def test_grpc_timeout_malformed(text: str) -> None:
     assert parse_grpc_timeout(text) is None
+
+
+async def test_request_bytes_are_acknowledged_only_when_a_call_takes_them(
+    gateway_factory,
+) -> None:
+    """Flow control bounds what a connection can make the door hold: bodies not yet taken by
+    a call are not acknowledged, so opening more streams does not buy more buffer."""
+    limit = 64 * 1024
+    async with gateway_factory(flood=True, max_message_bytes=limit) as gw:
+        host, port = gw.endpoint.rsplit(":", 1)
+        reader, writer = await asyncio.open_connection(host, int(port))
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        conn.initiate_connection()
+        writer.write(conn.data_to_send())
+
+        async def settle() -> None:  # take what the door sent within a short while
+            while True:
+                try:
+                    data = await asyncio.wait_for(reader.read(65536), 0.3)
+                except TimeoutError:
+                    return
+                assert data
+                conn.receive_data(data)
+                writer.write(conn.data_to_send())
+
+        try:
+            await settle()
+            headers = [
+                (":method", "POST"),
+                (":scheme", "http"),
+                (":authority", gw.endpoint),
+                (":path", "/mxaccess_gateway.v1.MxAccessGateway/Invoke"),
+                ("content-type", "application/grpc"),
+                ("te", "trailers"),
+            ]
+            window = conn.outbound_flow_control_window
+            assert window > limit  # the door's connection window: 64 KiB + the message limit
+            streams = []
+            sent = 0
+            for _ in range(20):  # far more streams than the window covers
+                stream_id = conn.get_next_available_stream_id()
+                conn.send_headers(stream_id, headers)
+                body = b"\x00" + (limit - 1000).to_bytes(4, "big") + b"p" * 30_000
+                pos = 0
+                while room := min(
+                    len(body) - pos,
+                    conn.local_flow_control_window(stream_id),
+                    conn.max_outbound_frame_size,
+                ):
+                    conn.send_data(stream_id, body[pos : pos + room])
+                    pos += room
+                sent += pos
+                streams.append(stream_id)
+                writer.write(conn.data_to_send())
+            await settle()
+            assert sent <= window  # no stream could send beyond the connection window
+            assert conn.outbound_flow_control_window < 30_000  # and the door gave none back
+            for stream_id in streams:
+                conn.reset_stream(stream_id)
+            writer.write(conn.data_to_send())
+            await settle()
+            # Reset streams release what they held: the window is back.
+            assert conn.outbound_flow_control_window >= window // 2
+        finally:
+            writer.close()
+            await writer.wait_closed()

@@ -17,6 +17,12 @@ GalaxyRepository, the alarm rpcs) is relayed to the process's own grpc.aio serve
 passes through, ``grpc-timeout`` becomes the deadline, and the status and trailing metadata
 come back.
 
+Requests are bounded: a request message over ``max_message_bytes`` is refused with
+RESOURCE_EXHAUSTED (and counted, ``refused{reason="message_bytes"}``), and request bytes are
+acknowledged to the client (HTTP/2 flow control) only once a call has taken them, so what one
+connection can make the door hold is its connection window (about ``max_message_bytes``),
+however many streams it opens. PINGs are counted (``pings``).
+
 Not done here: compression (grpc-encoding other than identity is refused with UNIMPLEMENTED)
 and grpc-core's ping policy (PINGs are always acknowledged).
 """
@@ -48,6 +54,7 @@ from mxgateway.sim._config import SimConfig
 from mxgateway.sim._events import frame_event
 from mxgateway.sim._feed import BATCHES_PATH, EVENTS_PATH, EventFeed
 from mxgateway.sim._gateway_service import SERVICE_NAME, GatewayService, UnaryRpc
+from mxgateway.sim._metrics import SimCounters
 
 __all__ = ["FrontDoor", "flood_to_grpc", "grpc_message_header", "parse_grpc_timeout"]
 
@@ -177,6 +184,7 @@ def _ssl_context(cert_pem: bytes, key_pem: bytes) -> ssl.SSLContext:
 def _one_message(stream: _Stream) -> bytes | None:
     # The request body of a unary-request call: exactly one uncompressed gRPC message.
     body = bytes(stream.request)
+    stream.request = bytearray()
     if len(body) < 5 or body[0] != 0 or int.from_bytes(body[1:5], "big") != len(body) - 5:
         return None
     return body[5:]
@@ -225,6 +233,7 @@ class _Stream:
         "request",
         "task",
         "timeout",
+        "unacked",
         "unary",
         "wake",
     )
@@ -246,6 +255,7 @@ class _Stream:
         self.request = bytearray()
         self.inbox: asyncio.Queue[bytes | None] = asyncio.Queue()
         self.inbox_bytes = 0
+        self.unacked = 0  # request bytes received, not yet acknowledged (flow control)
         self.wake = asyncio.Event()  # window, transport, or (native) the subscriber's wake
         self.headers_sent = False
         self.gone = False
@@ -346,7 +356,10 @@ class _Connection(asyncio.Protocol):
         elif isinstance(event, h2.events.StreamReset):
             stream = self.streams.pop(event.stream_id, None)
             if stream is not None:
+                self.release(stream)
                 stream.end()
+        elif isinstance(event, h2.events.PingReceived):
+            self._door.counters.pings += 1
         elif isinstance(event, h2.events.RemoteSettingsChanged):
             self._wake_all()
         elif isinstance(event, h2.events.ConnectionTerminated):
@@ -388,25 +401,53 @@ class _Connection(asyncio.Protocol):
         if not native:
             stream.task = self._door.spawn(self._door.proxy(self, stream), native=False)
 
+    def _ack(self, stream_id: int, size: int) -> None:
+        if size > 0:
+            with contextlib.suppress(h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
+                self.h2.acknowledge_received_data(size, stream_id)
+
+    def release(self, stream: _Stream, size: int | None = None) -> None:
+        """Acknowledge ``size`` (default: all) of the request bytes the stream's call took."""
+        size = stream.unacked if size is None else min(size, stream.unacked)
+        stream.unacked -= size
+        self._ack(stream.id, size)
+
+    def _too_large(self, stream: _Stream, length: int) -> None:
+        self._door.counters.refuse("message_bytes")
+        self.trailers(
+            stream,
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            f"request message larger than max ({length} vs. {self._config.max_message_bytes})",
+        )
+
     def _data(self, event: h2.events.DataReceived) -> None:
         stream_id = event.stream_id
         assert stream_id is not None
-        with contextlib.suppress(h2.exceptions.StreamClosedError):
-            self.h2.acknowledge_received_data(event.flow_controlled_length or 0, stream_id)
+        size = event.flow_controlled_length or 0
         stream = self.streams.get(stream_id)
         if stream is None or stream.gone or event.data is None:
+            self._ack(stream_id, size)
             return
-        limit = self._config.max_message_bytes + 5
+        # Acknowledged when a call takes the bytes (``release``): a client cannot make the door
+        # hold more than its connection window, whatever the number of streams.
+        stream.unacked += size
+        limit = self._config.max_message_bytes
         stream.request += event.data
         if stream.native:
-            if len(stream.request) > limit:
-                self.trailers(stream, grpc.StatusCode.RESOURCE_EXHAUSTED, "request too large")
+            buffer = stream.request
+            if len(buffer) >= 5 and int.from_bytes(buffer[1:5], "big") > limit:
+                self._too_large(stream, int.from_bytes(buffer[1:5], "big"))
+            elif len(buffer) > limit + 5:
+                self._too_large(stream, len(buffer) - 5)
             return
         # Proxied: complete messages go to the internal call; at most two in waiting.
         buffer = stream.request
         while len(buffer) >= 5:
             length = int.from_bytes(buffer[1:5], "big")
-            if buffer[0] != 0 or length > self._config.max_message_bytes:
+            if length > limit:
+                self._too_large(stream, length)
+                return
+            if buffer[0] != 0:
                 self.trailers(stream, grpc.StatusCode.RESOURCE_EXHAUSTED, "bad request message")
                 return
             if len(buffer) < 5 + length:
@@ -414,7 +455,7 @@ class _Connection(asyncio.Protocol):
             message = bytes(buffer[5 : 5 + length])
             del buffer[: 5 + length]
             stream.inbox_bytes += length
-            if stream.inbox_bytes > 2 * limit:
+            if stream.inbox_bytes > 2 * (limit + 5):
                 self.trailers(stream, grpc.StatusCode.RESOURCE_EXHAUSTED, "requests not taken")
                 return
             stream.inbox.put_nowait(message)
@@ -480,6 +521,7 @@ class _Connection(asyncio.Protocol):
             headers.append(("grpc-message", _percent_encode(details)))
         headers += _headers_from_metadata(metadata)
         self._respond(stream.id, headers)
+        self.release(stream)
         self.flush()
         stream.gone = True
         self.streams.pop(stream.id, None)
@@ -539,8 +581,16 @@ class _Connection(asyncio.Protocol):
 class FrontDoor:
     """The public HTTP/2 server of flood mode (see the module docstring)."""
 
-    def __init__(self, config: SimConfig, service: GatewayService, internal: str) -> None:
+    def __init__(
+        self,
+        config: SimConfig,
+        service: GatewayService,
+        internal: str,
+        *,
+        counters: SimCounters | None = None,
+    ) -> None:
         self.config = config
+        self.counters = counters if counters is not None else SimCounters()
         self._service = service
         self.internal = internal
         self.session_rpcs = {
@@ -618,6 +668,7 @@ class FrontDoor:
         rpc = stream.unary
         assert rpc is not None
         body = _one_message(stream)
+        conn.release(stream)
         if body is None:
             conn.trailers(stream, grpc.StatusCode.INTERNAL, "expected one request message")
             return
@@ -647,6 +698,7 @@ class FrontDoor:
         """StreamEvents / StreamEventBatches from the session's feed."""
         batches = stream.path == BATCHES_PATH
         body = _one_message(stream)
+        conn.release(stream)
         if body is None:
             conn.trailers(stream, grpc.StatusCode.INTERNAL, "expected one request message")
             return
@@ -748,13 +800,14 @@ class FrontDoor:
         if client_streaming:
             method = self._channel.stream_stream(stream.path)
             call = method(metadata=metadata, timeout=timeout)
-            writer = asyncio.get_running_loop().create_task(self._requests(stream, call))
+            writer = asyncio.get_running_loop().create_task(self._requests(conn, stream, call))
         else:
             request = await stream.inbox.get()
             if request is None:
                 conn.trailers(stream, grpc.StatusCode.INTERNAL, "expected one request message")
                 return
             stream.inbox_bytes -= len(request)
+            conn.release(stream, 5 + len(request))
             if server_streaming:
                 method = self._channel.unary_stream(stream.path)
             else:
@@ -787,7 +840,7 @@ class FrontDoor:
                     await writer
             call.cancel()
 
-    async def _requests(self, stream: _Stream, call: Any) -> None:
+    async def _requests(self, conn: _Connection, stream: _Stream, call: Any) -> None:
         with contextlib.suppress(Exception):  # the call ended first: its status tells why
             while True:
                 message = await stream.inbox.get()
@@ -795,4 +848,5 @@ class FrontDoor:
                     await call.done_writing()
                     return
                 stream.inbox_bytes -= len(message)
+                conn.release(stream, 5 + len(message))
                 await call.write(message)
