@@ -16,6 +16,7 @@ from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from mxgateway.generated import galaxy_repository_pb2
+from mxgateway.generated import mxaccess_gateway_pb2 as pb
 from mxgateway.sim._alarms import AlarmManager
 from mxgateway.sim._auth import Authenticator
 from mxgateway.sim._config import SimConfig
@@ -24,6 +25,13 @@ from mxgateway.sim._feed import StreamStats
 from mxgateway.sim._frontdoor import FrontDoor
 from mxgateway.sim._galaxy import Galaxy, GalaxyRepositoryServicer
 from mxgateway.sim._gateway_service import SERVICE_NAME, AlarmHandlers, GatewayService
+from mxgateway.sim._metrics import (
+    METRICS_EXTRA,
+    MetricsServer,
+    MetricsSnapshot,
+    SimCounters,
+    metrics_available,
+)
 from mxgateway.sim._plant import AlarmObserver, GalaxyLike, Plant, TagState
 from mxgateway.sim._reflection import enable_reflection
 from mxgateway.sim._registry import SessionRegistry
@@ -61,6 +69,10 @@ class SimulatedGateway:
         self.config = dataclasses.replace(base, **overrides) if overrides else base
         if self.config.flood and not flood_available():
             raise RuntimeError("flood mode needs the codec's encode_flood_batch (not built)")
+        if self.config.metrics_port is not None and not metrics_available():
+            raise RuntimeError(
+                f"metrics_port needs prometheus_client: pip install '{METRICS_EXTRA}'"
+            )
         self._galaxy_arg = galaxy
         self._alarms_arg = alarms
         self.galaxy: Any = None
@@ -74,6 +86,9 @@ class SimulatedGateway:
         self._port = 0
         self._started = False
         self._stats = StreamStats()
+        self._counters = SimCounters()
+        self._metrics: MetricsServer | None = None
+        self._metrics_port = 0
         self._door: FrontDoor | None = None
         self._started_cpu: float | None = None
 
@@ -115,8 +130,31 @@ class SimulatedGateway:
         assert self._plant is not None
         if restarting:
             self._restarted()
-        auth = Authenticator(config.api_keys)
-        registry = SessionRegistry(config, self._plant)
+        if config.metrics_port is not None:
+            await self._start_metrics(config.metrics_port)
+        try:
+            await self._start_serving()
+        except BaseException:
+            if self._metrics is not None:
+                await self._metrics.stop()
+                self._metrics = None
+            raise
+        self._started = True
+        if self._started_cpu is None:
+            self._started_cpu = time.process_time()
+        log.info(
+            "simulated gateway listening on %s (%s, auth %s%s)",
+            self.endpoint,
+            "tls" if config.tls else "plaintext",
+            "on" if config.auth_enabled else "off",
+            ", flood front door" if config.flood else "",
+        )
+
+    async def _start_serving(self) -> None:
+        config = self.config
+        assert self._plant is not None
+        auth = Authenticator(config.api_keys, self._counters.refuse)
+        registry = SessionRegistry(config, self._plant, counters=self._counters)
         service = GatewayService(
             config, registry, auth, cast(AlarmHandlers | None, self.alarms), stats=self._stats
         )
@@ -141,7 +179,7 @@ class SimulatedGateway:
         for name in ("", SERVICE_NAME, GALAXY_SERVICE):
             await health_servicer.set(name, serving)
         if config.flood:
-            door = FrontDoor(config, service, _endpoint("127.0.0.1", port))
+            door = FrontDoor(config, service, _endpoint("127.0.0.1", port), counters=self._counters)
             try:
                 port = await door.start(config.host, self._port or config.port)
             except OSError as exc:
@@ -157,16 +195,15 @@ class SimulatedGateway:
             loop.create_task(self._plant.run(), name="mxgateway-sim-ticker"),
             loop.create_task(registry.run_reaper(), name="mxgateway-sim-reaper"),
         ]
-        self._started = True
-        if self._started_cpu is None:
-            self._started_cpu = time.process_time()
-        log.info(
-            "simulated gateway listening on %s (%s, auth %s%s)",
-            self.endpoint,
-            "tls" if config.tls else "plaintext",
-            "on" if config.auth_enabled else "off",
-            ", flood front door" if config.flood else "",
-        )
+
+    async def _start_metrics(self, port: int) -> None:
+        # First, so that nothing else needs undoing when its port is taken.
+        metrics = MetricsServer(self._metrics_snapshot)
+        try:
+            self._metrics_port = await metrics.start("127.0.0.1", self._metrics_port or port)
+        except OSError as exc:
+            raise OSError(f"could not listen for metrics on 127.0.0.1:{port}: {exc}") from None
+        self._metrics = metrics
 
     def _listen(self, server: aio.Server, address: str, *, tls: bool) -> int:
         config = self.config
@@ -210,6 +247,9 @@ class SimulatedGateway:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        if self._metrics is not None:
+            await self._metrics.stop()
+            self._metrics = None
         if self._door is not None:
             await self._door.stop(grace)
             self._door = None
@@ -264,13 +304,49 @@ class SimulatedGateway:
         "started_cpu_seconds": s0}``: messages and events handed to the transport per event
         rpc path (StreamEvents, StreamEventBatches; kept across ``restart``), and
         ``time.process_time()`` of this process now and when the gateway first started
-        serving, so that a benchmark can report the server's CPU per message.
+        serving, so that a benchmark can report the server's CPU per message. ``refused``:
+        requests refused at a door, by reason (only reasons that happened; see
+        ``metrics_snapshot`` for everything the metrics report).
         """
         return {
             "cpu_seconds": time.process_time(),
+            "refused": {k: v for k, v in sorted(self._counters.refused.items()) if v},
             "rpcs": self._stats.snapshot(),
             "started_cpu_seconds": self._started_cpu,
         }
+
+    def _metrics_snapshot(self) -> MetricsSnapshot:
+        registry = self._registry
+        sessions = list(registry.sessions.values()) if registry is not None else []
+        states = {"ready": 0, "faulted": 0}
+        depths = [len(s.pending) for s in sessions]
+        for session in sessions:
+            if session.state == pb.SESSION_STATE_FAULTED:
+                states["faulted"] += 1
+            else:
+                states["ready"] += 1
+        return MetricsSnapshot(
+            sessions=states,
+            subscribers=sum(1 for s in sessions if s.subscriber is not None),
+            queue_depth=sum(depths),
+            queue_depth_max=max(depths, default=0),
+            rpcs={
+                path.rpartition("/")[2]: (counts["messages"], counts["events"])
+                for path, counts in self._stats.snapshot().items()
+            },
+            counters=self._counters,
+        )
+
+    def metrics_snapshot(self) -> MetricsSnapshot:
+        """What ``/metrics`` reports now (also without prometheus_client)."""
+        return self._metrics_snapshot()
+
+    @property
+    def metrics_endpoint(self) -> str | None:
+        """``http://127.0.0.1:PORT/metrics`` while metrics are served (``metrics_port``)."""
+        if self._metrics is None:
+            return None
+        return f"http://127.0.0.1:{self._metrics_port}/metrics"
 
     @property
     def grpc_endpoint(self) -> str:
