@@ -1,23 +1,33 @@
 """``mxgw-py sim``: run the simulated gateway until SIGINT/SIGTERM.
 
 When it is ready it prints exactly one JSON line ``{"listening": "HOST:PORT"}`` on stdout (so
-scripts and tests can start it on port 0), and when it stops one last line ``{"stopped": STATS}``
-(``SimulatedGateway.stats()``: messages and events sent per event rpc, the process's CPU
-seconds, so a benchmark can report the server's CPU per message); logs go to stderr. API keys
-are read from an environment variable or a file and never printed or logged.
+scripts and tests can start it on port 0; with ``--metrics-port`` the same line also has
+``"metrics": "http://127.0.0.1:PORT/metrics"``), and when it stops one last line
+``{"stopped": STATS}`` (``SimulatedGateway.stats()``: messages and events sent per event rpc,
+requests refused by reason, the process's CPU seconds, so a benchmark can report the server's
+CPU per message); logs go to stderr. API keys are read from an environment variable or a file
+(UTF-8, with or without a byte order mark, as PowerShell 5.1 writes it) and never printed or
+logged.
+
+It stops on SIGINT (Ctrl+C) and SIGTERM. Where the event loop cannot take signal handlers
+(``add_signal_handler`` raises NotImplementedError: Windows' event loops), it sets them with
+``signal.signal`` and hands the stop to the loop with ``call_soon_threadsafe``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import re
 import signal
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 from mxgateway_cli._exit_codes import EXIT_OK, UsageError
 from mxgateway_cli._output import emit_json
@@ -101,6 +111,30 @@ def add_sim_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
         "0 = unlimited)",
     )
     sim.add_argument(
+        "--max-sessions-per-key",
+        type=int,
+        default=16,
+        metavar="N",
+        help="sessions one API key may hold at once (default 16; without API keys only the "
+        "gateway's limit of 64 applies, to every client together)",
+    )
+    sim.add_argument(
+        "--max-lease-seconds",
+        type=int,
+        default=3600,
+        metavar="SECONDS",
+        help="longest session lease granted (default 3600); a longer one asked for is granted "
+        "this, and OpenSession says so",
+    )
+    sim.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="serve Prometheus metrics on http://127.0.0.1:PORT/metrics (0 picks a free port; "
+        "needs the mxgateway[prometheus] extra)",
+    )
+    sim.add_argument(
         "--queue-policy",
         choices=("fail_fast", "disconnect_subscriber"),
         default="fail_fast",
@@ -118,12 +152,18 @@ def _split_listen(listen: str) -> tuple[str, int]:
     return host, int(port_text)
 
 
+def _without_bom(text: str) -> str:
+    # A byte order mark is not part of a key: PowerShell 5.1 writes one by default, and a
+    # value copied from such a file into an environment variable can carry it too.
+    return text.replace("\ufeff", "").strip()
+
+
 def _api_keys(args: argparse.Namespace) -> dict[str, frozenset[str] | None]:
     from mxgateway.sim import parse_api_key_lines
 
     keys: dict[str, frozenset[str] | None] = {}
     if args.api_key_env:
-        value = os.environ.get(args.api_key_env, "").strip()
+        value = _without_bom(os.environ.get(args.api_key_env, ""))
         if not value:
             raise UsageError(f"environment variable {args.api_key_env} is not set or empty")
         try:
@@ -132,9 +172,11 @@ def _api_keys(args: argparse.Namespace) -> dict[str, frozenset[str] | None]:
             raise UsageError(f"{args.api_key_env}: {exc}") from None
     if args.api_key_file:
         try:
-            text = Path(args.api_key_file).read_text(encoding="utf-8")
+            text = _without_bom(Path(args.api_key_file).read_bytes().decode("utf-8-sig"))
         except OSError as exc:
             raise UsageError(f"cannot read --api-key-file: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise UsageError("--api-key-file is not UTF-8 text") from None
         try:
             keys.update(parse_api_key_lines(text.splitlines()))
         except ValueError as exc:
@@ -154,8 +196,11 @@ def _read_pem(path: str, flag: str) -> bytes:
 def build_config(args: argparse.Namespace) -> SimConfig:
     """SimConfig from the flags (UsageError on a bad combination or value)."""
     from mxgateway.sim import SimConfig
+    from mxgateway.sim._metrics import METRICS_EXTRA, metrics_available
 
     host, port = _split_listen(args.listen)
+    if args.metrics_port is not None and not metrics_available():
+        raise UsageError(f"--metrics-port needs prometheus_client: pip install '{METRICS_EXTRA}'")
     if args.plaintext and (args.tls_cert or args.tls_key):
         raise UsageError("--plaintext cannot be combined with --tls-cert/--tls-key")
     cert = key = None
@@ -180,6 +225,9 @@ def build_config(args: argparse.Namespace) -> SimConfig:
             flood_rate=args.flood_rate,
             min_ping_interval_s=args.min_ping_interval,
             max_ping_strikes=args.max_ping_strikes,
+            max_sessions_per_key=args.max_sessions_per_key,
+            max_lease_seconds=args.max_lease_seconds,
+            metrics_port=args.metrics_port,
         )
     except ValueError as exc:
         raise UsageError(_flag_names(str(exc))) from None
@@ -193,6 +241,9 @@ _FLAGS = {
     "max_ping_strikes": "--max-ping-strikes",
     "galaxy_size": "--galaxy-size",
     "rate": "--rate",
+    "max_sessions_per_key": "--max-sessions-per-key",
+    "max_lease_seconds": "--max-lease-seconds",
+    "metrics_port": "--metrics-port",
 }
 
 
@@ -202,23 +253,54 @@ def _flag_names(message: str) -> str:
     return message
 
 
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def _stop_on_signals(loop: asyncio.AbstractEventLoop, stop: Callable[[], None]) -> Iterator[None]:
+    """Call ``stop`` on the loop at SIGINT or SIGTERM, for as long as the block runs.
+
+    The loop's own signal handlers where it has them; else (Windows' event loops raise
+    NotImplementedError) ``signal.signal``, whose handler runs in the main thread between
+    bytecodes and hands the stop to the loop thread-safely.
+    """
+    via_loop: list[signal.Signals] = []
+    previous: dict[signal.Signals, Any] = {}
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        loop.call_soon_threadsafe(stop)
+
+    try:
+        for signum in _STOP_SIGNALS:
+            try:
+                loop.add_signal_handler(signum, stop)
+            except NotImplementedError:
+                previous[signum] = signal.signal(signum, handler)
+            else:
+                via_loop.append(signum)
+        yield
+    finally:
+        for signum in via_loop:
+            loop.remove_signal_handler(signum)
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+
+
 async def _serve(config: SimConfig) -> None:
     from mxgateway.sim import SimulatedGateway
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
     gateway = SimulatedGateway(config)
-    try:
+    with _stop_on_signals(loop, stop.set):
         async with gateway:
-            emit_json({"listening": gateway.endpoint})
+            listening: dict[str, str] = {"listening": gateway.endpoint}
+            if gateway.metrics_endpoint is not None:
+                listening["metrics"] = gateway.metrics_endpoint
+            emit_json(listening)
             await stop.wait()
             logging.getLogger("mxgateway.sim").info("signal received, stopping")
         emit_json({"stopped": gateway.stats()})
-    finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(signum)
 
 
 def cmd_sim(args: argparse.Namespace) -> int:

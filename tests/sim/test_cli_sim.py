@@ -27,6 +27,14 @@ SCOPED = "mxgw_ro_AnotherSecret7"
 async def start(
     *args: str, env: dict[str, str] | None = None
 ) -> tuple[asyncio.subprocess.Process, str]:
+    process, ready = await start_ready(*args, env=env)
+    return process, ready["listening"]
+
+
+async def start_ready(
+    *args: str, env: dict[str, str] | None = None
+) -> tuple[asyncio.subprocess.Process, dict[str, str]]:
+    """Start ``mxgw-py sim``; the process and its ready line (``listening``, ``metrics``)."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -40,8 +48,8 @@ async def start(
     assert process.stdout is not None
     line = await asyncio.wait_for(process.stdout.readline(), 30)
     assert line, "the simulator exited before it was ready"
-    listening = json.loads(line)["listening"]
-    return process, listening
+    ready: dict[str, str] = json.loads(line)
+    return process, ready
 
 
 async def stop(process: asyncio.subprocess.Process, signum: int) -> tuple[int, bytes, bytes]:
@@ -179,6 +187,11 @@ def test_malformed_key_is_a_usage_error_without_echo() -> None:
         (["--flood-rate", "100"], b"--flood"),
         (["--min-ping-interval", "-1"], b"--min-ping-interval"),
         (["--max-ping-strikes", "-2"], b"--max-ping-strikes"),
+        (["--max-sessions-per-key", "0"], b"--max-sessions-per-key"),
+        (["--max-lease-seconds", "0"], b"--max-lease-seconds"),
+        (["--max-lease-seconds", str(2**32)], b"--max-lease-seconds"),
+        (["--metrics-port", "70000"], b"--metrics-port"),
+        (["--metrics-port", "-1"], b"--metrics-port"),
     ],
 )
 def test_new_flags_are_bounded_and_named(args: list[str], named: bytes) -> None:
@@ -263,3 +276,166 @@ async def test_genuine_paced_flood_and_the_stopped_line() -> None:
     assert events["messages"] >= 1000
     assert events["events"] == events["messages"]
     assert stats["cpu_seconds"] >= stats["started_cpu_seconds"] > 0
+
+
+# ----- Windows guards, key files with a byte order mark, metrics -----
+
+# Runs ``mxgw-py sim`` with event loops that cannot take signal handlers, as on Windows
+# (asyncio's Proactor loop raises NotImplementedError from add_signal_handler).
+_NO_LOOP_SIGNALS = """
+import asyncio.unix_events, sys
+
+def refuse(self, *args, **kwargs):
+    print("emulated: add_signal_handler raised NotImplementedError", file=sys.stderr, flush=True)
+    raise NotImplementedError
+
+asyncio.unix_events._UnixSelectorEventLoop.add_signal_handler = refuse
+try:
+    import uvloop
+except ImportError:
+    pass
+else:
+    uvloop.Loop.add_signal_handler = refuse
+
+from mxgateway_cli.main import main
+raise SystemExit(main(["sim", *sys.argv[1:]]))
+"""
+
+
+async def start_code(code: str, *args: str) -> tuple[asyncio.subprocess.Process, dict[str, str]]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        code,
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    line = await asyncio.wait_for(process.stdout.readline(), 30)
+    assert line, "the simulator exited before it was ready"
+    return process, json.loads(line)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+async def test_stops_on_signals_where_the_loop_cannot_take_handlers(signum: int) -> None:
+    process, ready = await start_code(
+        _NO_LOOP_SIGNALS, "--listen", "127.0.0.1:0", "--plaintext", "--rate", "0"
+    )
+    async with grpc.aio.insecure_channel(ready["listening"]) as channel:
+        reply = await pb_grpc.MxAccessGatewayStub(channel).OpenSession(pb.OpenSessionRequest())
+        assert reply.session_id
+    code, stdout, stderr = await stop(process, signum)
+    assert code == 0, stderr.decode()
+    assert b"emulated: add_signal_handler raised NotImplementedError" in stderr
+    assert b"UsageError" not in stderr and b"Traceback" not in stderr
+    (stopped,) = stdout.decode().splitlines()
+    assert "stopped" in json.loads(stopped)
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+async def test_key_file_and_env_with_a_byte_order_mark(tmp_path: Path, newline: str) -> None:
+    keys = tmp_path / "keys.txt"
+    # What PowerShell 5.1's Set-Content -Encoding UTF8 writes: a BOM, CRLF line ends.
+    keys.write_bytes(f"{KEY}{newline}{SCOPED} events:read{newline}".encode("utf-8-sig"))
+    other = "mxgw_env_AnotherOneFromEnv9"
+    process, listening = await start(
+        "--listen",
+        "127.0.0.1:0",
+        "--plaintext",
+        "--api-key-file",
+        str(keys),
+        "--api-key-env",
+        "SIM_TEST_BOM_KEY",
+        env={"SIM_TEST_BOM_KEY": "\ufeff" + other + "\r\n"},
+    )
+    try:
+        async with grpc.aio.insecure_channel(listening) as channel:
+            stub = pb_grpc.MxAccessGatewayStub(channel)
+            for key in (KEY, other):
+                reply = await stub.OpenSession(
+                    pb.OpenSessionRequest(), metadata=(("authorization", f"Bearer {key}"),)
+                )
+                assert reply.session_id
+    finally:
+        code, stdout, stderr = await stop(process, signal.SIGTERM)
+    assert code == 0, stderr.decode()
+    for secret in (KEY, other, SCOPED):
+        assert secret.encode() not in stdout + stderr
+
+
+def test_a_key_file_that_is_not_utf8_is_a_usage_error(tmp_path: Path) -> None:
+    keys = tmp_path / "keys.txt"
+    keys.write_bytes(KEY.encode("utf-16"))
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mxgateway_cli",
+            "sim",
+            "--listen",
+            "127.0.0.1:0",
+            "--plaintext",
+            "--api-key-file",
+            str(keys),
+        ],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert b"not UTF-8" in result.stderr
+    assert b"VerySecret" not in result.stdout + result.stderr
+
+
+async def test_metrics_port_is_announced_and_scraped() -> None:
+    import urllib.request
+
+    process, ready = await start_ready(
+        "--listen", "127.0.0.1:0", "--plaintext", "--rate", "0", "--metrics-port", "0"
+    )
+    try:
+        async with grpc.aio.insecure_channel(ready["listening"]) as channel:
+            await pb_grpc.MxAccessGatewayStub(channel).OpenSession(pb.OpenSessionRequest())
+        url = ready["metrics"]
+        assert url.startswith("http://127.0.0.1:") and url.endswith("/metrics")
+
+        def get() -> bytes:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                body: bytes = response.read()
+                return body
+
+        body = await asyncio.to_thread(get)
+        assert b'mxgateway_sim_sessions{state="ready"} 1.0' in body
+        assert b'mxgateway_sim_refused_total{reason="sessions_per_key"} 0.0' in body
+    finally:
+        code, _, stderr = await stop(process, signal.SIGTERM)
+    assert code == 0, stderr.decode()
+
+
+def test_metrics_port_without_prometheus_client_is_a_usage_error() -> None:
+    code = (
+        "import sys; sys.modules['prometheus_client'] = None\n"
+        "from mxgateway_cli.main import main\n"
+        "raise SystemExit(main(sys.argv[1:]))"
+    )
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            code,
+            "sim",
+            "--listen",
+            "127.0.0.1:0",
+            "--plaintext",
+            "--metrics-port",
+            "0",
+        ],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr.decode()
+    assert b"--metrics-port" in result.stderr
+    assert b"mxgateway[prometheus]" in result.stderr
+    assert result.stdout == b""
