@@ -252,3 +252,125 @@ def test_config_bounds() -> None:
     with pytest.raises(ValueError, match="max_value_bytes"):
         SimConfig(max_value_bytes=10)
     assert SimConfig().value_bytes_limit == 1024 * 1024
+
+
+# ----- what the simulator keeps: names, items, server handles; bulk replies -----
+
+
+async def test_long_names_are_refused_and_nothing_is_kept(
+    gw: SimulatedGateway, client: Client
+) -> None:
+    long_name = "n" * 1025
+    opened = await Client(client.stub).open(name=long_name)
+    assert opened.protocol_status.code == pb.PROTOCOL_STATUS_CODE_INVALID_REQUEST
+    assert "1025 characters" in opened.protocol_status.message
+    assert not opened.session_id and gw.session_ids() == [client.session_id]
+    reply = await client.invoke(
+        K.MX_COMMAND_KIND_REGISTER, register=pb.RegisterCommand(client_name=long_name)
+    )
+    assert_refused(reply, E_INVALIDARG, "client name", "(1024)")
+    server = await client.register("n" * 1024)  # at the limit: fine
+    reply = await client.invoke(
+        K.MX_COMMAND_KIND_ADD_ITEM,
+        add_item=pb.AddItemCommand(server_handle=server, item_definition="T." + "x" * 1100),
+    )
+    assert_refused(reply, E_INVALIDARG, "item definition")
+    reply = await client.invoke(
+        K.MX_COMMAND_KIND_SUBSCRIBE_BULK,
+        subscribe_bulk=pb.SubscribeBulkCommand(
+            server_handle=server, tag_addresses=["T." + "y" * 1100, "Pump_001.Speed"]
+        ),
+    )
+    bad, good = reply.bulk_subscribe.results
+    assert not bad.was_successful and bad.hresult == E_INVALIDARG
+    assert good.was_successful
+    assert len(gw.registry.sessions[client.session_id].items) == 1
+    assert gw.stats()["refused"] == {"name_length": 4}
+
+
+async def test_alarm_comments_are_names_too(gw: SimulatedGateway, client: Client) -> None:
+    acked = await client.stub.AcknowledgeAlarm(
+        pb.AcknowledgeAlarmRequest(
+            alarm_full_reference="Pump_001.Speed", operator_comment="c" * 5000
+        )
+    )
+    assert acked.protocol_status.code == pb.PROTOCOL_STATUS_CODE_INVALID_REQUEST
+    assert "operator_comment" in acked.protocol_status.message
+    server, item = await advised(client, "Pump_001.Speed.AckMsg")
+    reply = await client.write(server, item, mx_str("c" * 5000))
+    assert_refused(reply, E_INVALIDARG, "acknowledgement comment")
+    assert gw.stats()["refused"] == {"name_length": 2}
+
+
+async def test_items_per_session_are_capped(gateway_factory) -> None:
+    async with (
+        gateway_factory(max_items_per_session=3) as gw,
+        grpc.aio.insecure_channel(gw.endpoint) as channel,
+    ):
+        client = Client(pb_grpc.MxAccessGatewayStub(channel))
+        await client.open()
+        server = await client.register()
+        reply = await client.invoke(
+            K.MX_COMMAND_KIND_ADD_ITEM_BULK,
+            add_item_bulk=pb.AddItemBulkCommand(
+                server_handle=server, tag_addresses=[f"Pump_00{i}.Speed" for i in range(1, 6)]
+            ),
+        )
+        results = reply.bulk_subscribe.results
+        assert [r.was_successful for r in results] == [True, True, True, False, False]
+        assert "item limit reached (3 per session)" in results[3].error_message
+        await client.invoke(
+            K.MX_COMMAND_KIND_REMOVE_ITEM,
+            remove_item=pb.RemoveItemCommand(server_handle=server, item_handle=1),
+        )
+        assert await client.add_item(server, "Pump_001.Speed") > 0  # room again
+        other = Client(client.stub)
+        await other.open()  # the cap is per session
+        assert await other.add_item(await other.register(), "Pump_001.Speed") > 0
+        assert gw.stats()["refused"] == {"items": 2}
+
+
+async def test_server_handles_per_session_are_capped(gw: SimulatedGateway, client: Client) -> None:
+    from mxgateway.sim._session import MAX_SERVER_HANDLES
+
+    for _ in range(MAX_SERVER_HANDLES):
+        await client.register()
+    reply = await client.invoke(K.MX_COMMAND_KIND_REGISTER, register=pb.RegisterCommand())
+    assert reply.protocol_status.code == MXACCESS_FAILURE
+    assert f"server handle limit reached ({MAX_SERVER_HANDLES}" in reply.diagnostic_message
+    await client.invoke(
+        K.MX_COMMAND_KIND_UNREGISTER, unregister=pb.UnregisterCommand(server_handle=1)
+    )
+    assert await client.register() > 0
+    assert gw.stats()["refused"] == {"server_handles": 1}
+
+
+async def test_a_bulk_whose_reply_is_over_the_limit_runs_and_its_reply_is_refused(
+    gateway_factory,
+) -> None:
+    limit = 64 * 1024
+    async with (
+        gateway_factory(max_message_bytes=limit) as gw,
+        grpc.aio.insecure_channel(gw.endpoint) as channel,
+    ):
+        client = Client(pb_grpc.MxAccessGatewayStub(channel))
+        await client.open()
+        server = await client.register()
+        # ~52 KiB asked; each result echoes its tag with a handle and a status: ~170 KiB
+        tags = [f"N{i:05d}.Attribute" for i in range(3000)]
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await client.invoke(
+                K.MX_COMMAND_KIND_ADD_ITEM_BULK,
+                add_item_bulk=pb.AddItemBulkCommand(server_handle=server, tag_addresses=tags),
+            )
+        assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "SERVER: Sent message larger than max" in (info.value.details() or "")
+        assert len(gw.registry.sessions[client.session_id].items) == 3000  # every entry ran
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await client.invoke(
+                K.MX_COMMAND_KIND_READ_BULK,
+                read_bulk=pb.ReadBulkCommand(server_handle=server, tag_addresses=tags),
+            )
+        assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert await client.register() > 0  # the session goes on
+        assert gw.stats()["refused"] == {"reply_bytes": 2}

@@ -29,7 +29,7 @@ from mxgateway.sim._status import (
 from mxgateway.sim._users import authenticate, user_by_guid
 from mxgateway.sim._values import check_value_limits, timestamp, to_mx_value
 
-__all__ = ["execute", "payload_arm"]
+__all__ = ["ReplyTooLarge", "execute", "payload_arm"]
 
 _K = pb.MxCommandKind
 _NS = 1_000_000_000
@@ -39,6 +39,20 @@ _CONFIGURATION = pb.MX_STATUS_CATEGORY_CONFIGURATION_ERROR
 
 # Security classifications (GalaxyAttribute.security_classification).
 _SECURED_WRITE, _VERIFIED_WRITE, _VIEW_ONLY = 2, 3, 6
+
+
+class ReplyTooLarge(Exception):
+    """A bulk's reply would be over the message limit: every entry was executed, and the
+    results past the limit were not built (the call ends as grpc-core ends an oversized
+    reply: RESOURCE_EXHAUSTED "SERVER: Sent message larger than max")."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(
+            f"SERVER: Sent message larger than max ({size} vs. {limit}): the bulk was "
+            "executed, its reply not built"
+        )
+        self.size = size
+        self.limit = limit
 
 
 def payload_arm(kind: int) -> str | None:
@@ -140,6 +154,10 @@ def _write_checked(
             raise failure
         raise MxFailure(E_FAIL, _CONFIGURATION, f"unknown item reference {quoted(item.definition)}")
     _check_security(session, item, secured)
+    if item.state.sub_attribute == "AckMsg":  # kept with the alarm as its comment
+        failure = session.name_failure("the acknowledgement comment", value.string_value)
+        if failure is not None:
+            raise failure
     ts_ns = _ts_ns(ts) if ts is not None else None
     session.plant.write(item.state, item.address.index, value, ts_ns)
     session.emit(write_complete_event(server_handle, item_handle))
@@ -187,6 +205,18 @@ class _Executor:
     def __init__(self, session: Session, reply: pb.MxCommandReply) -> None:
         self.s = session
         self.reply = reply
+        # Bulk results are built only while the reply fits a message: a bulk of a million
+        # entries must not build a reply of a million results it can never send.
+        self.budget = session.config.max_message_bytes - 1024
+        self.size = 0
+        self.dropped = False
+
+    def _add(self, results: Any, result: Message) -> None:
+        self.size += result.ByteSize() + 6  # the entry's tag and length
+        if self.size > self.budget:
+            self.dropped = True
+            return
+        results.append(result)
 
     # --- registration and items ---
 
@@ -292,9 +322,9 @@ class _Executor:
             try:
                 handle = self.s.add_item(c.server_handle, tag).handle
             except MxFailure as failure:
-                results.append(_subscribe_result(c.server_handle, tag, 0, failure))
+                self._add(results, _subscribe_result(c.server_handle, tag, 0, failure))
             else:
-                results.append(_subscribe_result(c.server_handle, tag, handle, None))
+                self._add(results, _subscribe_result(c.server_handle, tag, handle, None))
 
     def _per_item(self, server_handle: int, handles: Any, action: Callable[[Item], None]) -> None:
         results = self.reply.bulk_subscribe.results
@@ -305,9 +335,9 @@ class _Executor:
                 tag = item.definition
                 action(item)
             except MxFailure as failure:
-                results.append(_subscribe_result(server_handle, tag, handle, failure))
+                self._add(results, _subscribe_result(server_handle, tag, handle, failure))
             else:
-                results.append(_subscribe_result(server_handle, tag, handle, None))
+                self._add(results, _subscribe_result(server_handle, tag, handle, None))
 
     def advise_item_bulk(self, c: pb.AdviseItemBulkCommand) -> None:
         self._per_item(
@@ -339,7 +369,7 @@ class _Executor:
             server = self.s.server(c.server_handle)
         except MxFailure as failure:
             for tag in c.tag_addresses:
-                results.append(_subscribe_result(c.server_handle, tag, 0, failure))
+                self._add(results, _subscribe_result(c.server_handle, tag, 0, failure))
             return
         if buffered:
             server.buffer_interval_ms = c.buffered_update_interval_ms
@@ -348,9 +378,9 @@ class _Executor:
                 item = self.s.add_item(c.server_handle, tag, buffered=buffered)
                 self.s.advise(item, supervisory=c.supervisory)
             except MxFailure as failure:
-                results.append(_subscribe_result(c.server_handle, tag, 0, failure))
+                self._add(results, _subscribe_result(c.server_handle, tag, 0, failure))
             else:
-                results.append(_subscribe_result(c.server_handle, tag, item.handle, None))
+                self._add(results, _subscribe_result(c.server_handle, tag, item.handle, None))
 
     def _write_bulk(self, server_handle: int, entries: Any, secured: bool, stamped: bool) -> None:
         results = self.reply.bulk_write.results
@@ -360,9 +390,9 @@ class _Executor:
             try:
                 _write(self.s, server_handle, entry.item_handle, entry.value, ts, users)
             except MxFailure as failure:
-                results.append(_write_result(entry.item_handle, failure))
+                self._add(results, _write_result(entry.item_handle, failure))
             else:
-                results.append(_write_result(entry.item_handle, None))
+                self._add(results, _write_result(entry.item_handle, None))
 
     def write_bulk(self, c: pb.WriteBulkCommand) -> None:
         self._write_bulk(c.server_handle, c.entries, secured=False, stamped=False)
@@ -382,19 +412,20 @@ class _Executor:
             server = self.s.server(c.server_handle)
         except MxFailure as failure:
             for tag in c.tag_addresses:
-                results.append(
+                self._add(
+                    results,
                     pb.BulkReadResult(
                         tag_address=tag,
                         was_successful=False,
                         error_message=failure.text,
                         hresult=failure.hresult,
                         statuses=[failure.status()],
-                    )
+                    ),
                 )
             return
         cached = {i.definition: i for i in server.items.values() if i.advised}
         for tag in c.tag_addresses:
-            results.append(self._read_one(tag, cached.get(tag)))
+            self._add(results, self._read_one(tag, cached.get(tag)))
 
     def _read_one(self, tag: str, cached: Item | None) -> pb.BulkReadResult:
         address = parse_reference(tag)
@@ -445,9 +476,13 @@ def execute(session: Session, request: pb.MxCommandRequest) -> pb.MxCommandReply
         reply.diagnostic_message = text
         return reply
     payload = cast(Message, getattr(command, arm))
-    handler = getattr(_Executor(session, reply), arm)
+    executor = _Executor(session, reply)
+    handler = getattr(executor, arm)
     try:
         handler(payload)
+        if executor.dropped:
+            session.counters.refuse("reply_bytes")
+            raise ReplyTooLarge(executor.size, session.config.max_message_bytes)
     except MxFailure as failure:
         reply.ClearField("payload")
         reply.protocol_status.CopyFrom(

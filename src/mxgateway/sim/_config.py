@@ -94,7 +94,12 @@ class SimConfig:
     granted that maximum, a written value may carry at most ``max_value_elements`` array or
     sparse elements and ``max_value_bytes`` encoded bytes (and never more than a quarter of
     ``max_message_bytes``, so the events that publish it fit a message), and array writes must
-    fit the attribute's declared length. ``metrics_port`` (0 = a free port) serves Prometheus
+    fit the attribute's declared length. A session holds at most ``max_items_per_session``
+    items; names the simulator keeps (session and client names, item definitions, alarm
+    comments and operators) have at most ``max_name_chars`` characters; a bulk whose reply
+    would be over ``max_message_bytes`` is executed and its reply refused, as grpc-core
+    refuses one (RESOURCE_EXHAUSTED "SERVER: Sent message larger than max"), without being
+    built. ``metrics_port`` (0 = a free port) serves Prometheus
     text on ``http://127.0.0.1:PORT/metrics`` (needs ``prometheus_client``, the
     ``mxgateway[prometheus]`` extra).
     """
@@ -128,6 +133,8 @@ class SimConfig:
     max_lease_seconds: int = 3600
     max_value_elements: int = 100_000
     max_value_bytes: int = 1024 * 1024
+    max_items_per_session: int = 100_000
+    max_name_chars: int = 1024
     metrics_port: int | None = None
 
     def __post_init__(self) -> None:
@@ -171,7 +178,13 @@ class SimConfig:
             )
 
     def _check_doors(self) -> None:
-        for name in ("max_sessions_per_key", "max_lease_seconds", "max_value_elements"):
+        for name in (
+            "max_sessions_per_key",
+            "max_lease_seconds",
+            "max_value_elements",
+            "max_items_per_session",
+            "max_name_chars",
+        ):
             self._positive_int(name)
         if self.max_lease_seconds > MAX_LEASE_SECONDS:
             raise ValueError(f"max_lease_seconds must be at most {MAX_LEASE_SECONDS}")

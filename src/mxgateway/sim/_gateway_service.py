@@ -18,14 +18,14 @@ import grpc
 
 from mxgateway.generated import mxaccess_gateway_pb2 as pb
 from mxgateway.sim._auth import Authenticator, scope_for_command, scope_for_rpc
-from mxgateway.sim._commands import execute
+from mxgateway.sim._commands import ReplyTooLarge, execute
 from mxgateway.sim._config import SimConfig
 from mxgateway.sim._events import split_batch
 from mxgateway.sim._feed import BATCHES_PATH, EVENTS_PATH, EventFeed, StreamStats
 from mxgateway.sim._plant import now_ns
 from mxgateway.sim._registry import SessionLimitError, SessionRegistry
 from mxgateway.sim._session import Session, Subscriber
-from mxgateway.sim._status import protocol
+from mxgateway.sim._status import E_INVALIDARG, protocol
 
 if TYPE_CHECKING:
     from mxgateway.sim._auth import CallContext, Context
@@ -184,6 +184,16 @@ class GatewayService:
     ) -> pb.OpenSessionReply:
         """OpenSession: a READY session, or RESOURCE_EXHAUSTED at the session limit."""
         owner = await self._auth.check(context, scope_for_rpc("OpenSession"))
+        name = request.client_session_name
+        if len(name) > self._config.max_name_chars:
+            self._registry.counters.refuse("name_length")
+            return pb.OpenSessionReply(
+                protocol_status=protocol(
+                    pb.PROTOCOL_STATUS_CODE_INVALID_REQUEST,
+                    f"client_session_name has {len(name)} characters, more than the gateway "
+                    f"accepts ({self._config.max_name_chars})",
+                )
+            )
         try:
             session = self._registry.open(request.client_session_name, request.lease_seconds, owner)
         except SessionLimitError as exc:
@@ -267,6 +277,8 @@ class GatewayService:
         task.add_done_callback(lambda t: self._command_done(session, t))
         try:
             return await asyncio.wait_for(asyncio.shield(task), self._config.command_timeout_s)
+        except ReplyTooLarge as exc:
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
         except TimeoutError:
             await context.abort(
                 grpc.StatusCode.DEADLINE_EXCEEDED,
@@ -277,7 +289,7 @@ class GatewayService:
     def _command_done(self, session: Session, task: asyncio.Task[pb.MxCommandReply]) -> None:
         self._tasks.discard(task)
         session.pending_commands -= 1
-        if not task.cancelled() and task.exception() is not None:
+        if not task.cancelled() and not isinstance(task.exception(), ReplyTooLarge | None):
             log.error("command failed in the simulator", exc_info=task.exception())
 
     async def _run_command(
@@ -389,6 +401,21 @@ class GatewayService:
         alarms = self._alarm_handlers()
         if alarms is None:
             await context.abort(grpc.StatusCode.UNIMPLEMENTED, "alarms are not simulated")
+        limit = self._config.max_name_chars
+        for what, text in (
+            ("operator_comment", request.operator_comment),
+            ("operator_user", request.operator_user),
+        ):
+            if len(text) > limit:  # kept with the alarm
+                self._registry.counters.refuse("name_length")
+                return pb.AcknowledgeAlarmReply(
+                    protocol_status=protocol(
+                        pb.PROTOCOL_STATUS_CODE_INVALID_REQUEST,
+                        f"{what} has {len(text)} characters, more than the gateway accepts "
+                        f"({limit})",
+                    ),
+                    hresult=E_INVALIDARG,
+                )
         return cast(pb.AcknowledgeAlarmReply, await alarms.acknowledge_alarm(request, context))
 
     async def stream_alarms(

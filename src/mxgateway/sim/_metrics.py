@@ -50,6 +50,10 @@ REFUSAL_REASONS: Final[dict[str, str]] = {
     "sessions": "OpenSession at max_sessions",
     "sessions_per_key": "OpenSession at max_sessions_per_key for the caller's API key",
     "pending_commands": "Invoke at max_pending_commands for the session",
+    "items": "an item added beyond max_items_per_session",
+    "server_handles": "a Register beyond the server handles a session may hold (1024)",
+    "name_length": "a name or item definition over max_name_chars",
+    "reply_bytes": "a bulk whose reply would be over max_message_bytes (executed, reply refused)",
     "unauthenticated": "a call without a valid API key",
     "permission_denied": "a call whose API key lacks the scope",
 }

@@ -23,7 +23,15 @@ from mxgateway.sim._events import FloodSpec, encode_flood, gap_event, stamp
 from mxgateway.sim._metrics import SimCounters
 from mxgateway.sim._plant import ItemAddress, TagState, parse_reference
 from mxgateway.sim._replay import ReplayRing
-from mxgateway.sim._status import E_FAIL, E_HANDLE, MxFailure, bad_status, ok_status, quoted
+from mxgateway.sim._status import (
+    E_FAIL,
+    E_HANDLE,
+    E_INVALIDARG,
+    MxFailure,
+    bad_status,
+    ok_status,
+    quoted,
+)
 from mxgateway.sim._values import timestamp, to_mx_value
 
 if TYPE_CHECKING:
@@ -34,6 +42,7 @@ __all__ = ["Item", "ServerHandle", "Session", "Subscriber"]
 log = logging.getLogger("mxgateway.sim")
 
 OVERFLOW = "EventQueueOverflow"
+MAX_SERVER_HANDLES = 1024  # Register()s one session may hold at once
 PACE_GRID_S = 0.001  # paced flood events are released on this grid
 DEFAULT_BUFFER_INTERVAL_MS = 1000
 
@@ -224,8 +233,37 @@ class Session:
 
     # ----- handles -----
 
+    def _refuse(self, failure: MxFailure) -> MxFailure:
+        self.counters.refuse(failure.refusal)
+        return failure
+
+    def name_failure(self, what: str, name: str) -> MxFailure | None:
+        """The failure for a name the simulator would keep that is over ``max_name_chars``
+        characters (not counted yet), or None."""
+        limit = self.config.max_name_chars
+        if len(name) <= limit:
+            return None
+        return MxFailure(
+            E_INVALIDARG,
+            pb.MX_STATUS_CATEGORY_CONFIGURATION_ERROR,
+            f"{what} has {len(name)} characters, more than the gateway accepts ({limit})",
+            refusal="name_length",
+        )
+
     def register(self, client_name: str) -> int:
         """Register(): a new server handle."""
+        failure = self.name_failure("the client name", client_name)
+        if failure is not None:
+            raise self._refuse(failure)
+        if len(self.servers) >= MAX_SERVER_HANDLES:
+            raise self._refuse(
+                MxFailure(
+                    E_FAIL,
+                    pb.MX_STATUS_CATEGORY_OPERATIONAL_ERROR,
+                    f"server handle limit reached ({MAX_SERVER_HANDLES} per session)",
+                    refusal="server_handles",
+                )
+            )
         handle = self._next_server
         self._next_server += 1
         self.servers[handle] = ServerHandle(client_name)
@@ -255,6 +293,19 @@ class Session:
         if not definition.strip():
             raise MxFailure(
                 E_FAIL, pb.MX_STATUS_CATEGORY_CONFIGURATION_ERROR, "empty item definition"
+            )
+        failure = self.name_failure("the item definition", definition)
+        if failure is not None:
+            raise self._refuse(failure)
+        limit = self.config.max_items_per_session
+        if len(self.items) >= limit:
+            raise self._refuse(
+                MxFailure(
+                    E_FAIL,
+                    pb.MX_STATUS_CATEGORY_OPERATIONAL_ERROR,
+                    f"item limit reached ({limit} per session): remove items first",
+                    refusal="items",
+                )
             )
         address, state = _resolve_item(self.plant, definition)
         item = Item(self, server_handle, self._next_item, definition, address, state, buffered)
