@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import cast
 
@@ -24,39 +25,65 @@ KEY = "mxgw_cli_VerySecretValue42"
 SCOPED = "mxgw_ro_AnotherSecret7"
 
 
-async def start(
-    *args: str, env: dict[str, str] | None = None
-) -> tuple[asyncio.subprocess.Process, str]:
+async def start(*args: str, env: dict[str, str] | None = None) -> tuple[Child, str]:
     process, ready = await start_ready(*args, env=env)
     return process, ready["listening"]
 
 
+class Child:
+    """A child process started with subprocess.Popen from a worker thread.
+
+    Not the event loop's subprocess support: uvloop forks and runs Python's after-fork hooks
+    in the child, which can spin for good while gRPC's threads are busy (seen here: the child
+    stuck in threading._after_fork, the test waiting for it). Popen uses vfork and execs at
+    once. stderr goes to a file, so that logs never fill a pipe nobody reads.
+    """
+
+    def __init__(self, command: list[str], env: dict[str, str]) -> None:
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed in wait()
+        self.popen = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=self._stderr, env=env)
+
+    def send_signal(self, signum: int) -> None:
+        self.popen.send_signal(signum)
+
+    async def ready_line(self) -> dict[str, str]:
+        assert self.popen.stdout is not None
+        line = await asyncio.wait_for(asyncio.to_thread(self.popen.stdout.readline), 30)
+        if not line:
+            self.popen.kill()
+            await asyncio.to_thread(self.popen.wait)
+            raise AssertionError(f"the simulator exited before it was ready: {self.stderr()!r}")
+        ready: dict[str, str] = json.loads(line)
+        return ready
+
+    def stderr(self) -> bytes:
+        self._stderr.seek(0)
+        return self._stderr.read()
+
+    async def wait(self, timeout: float = 30) -> tuple[int, bytes, bytes]:
+        try:
+            stdout, _ = await asyncio.to_thread(self.popen.communicate, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            await asyncio.to_thread(self.popen.communicate)
+            raise
+        stderr = self.stderr()
+        self._stderr.close()
+        return self.popen.returncode, stdout, stderr
+
+
 async def start_ready(
     *args: str, env: dict[str, str] | None = None
-) -> tuple[asyncio.subprocess.Process, dict[str, str]]:
+) -> tuple[Child, dict[str, str]]:
     """Start ``mxgw-py sim``; the process and its ready line (``listening``, ``metrics``)."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "mxgateway_cli",
-        "sim",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, **(env or {})},
-    )
-    assert process.stdout is not None
-    line = await asyncio.wait_for(process.stdout.readline(), 30)
-    assert line, "the simulator exited before it was ready"
-    ready: dict[str, str] = json.loads(line)
-    return process, ready
+    command = [sys.executable, "-m", "mxgateway_cli", "sim", *args]
+    child = await asyncio.to_thread(Child, command, {**os.environ, **(env or {})})
+    return child, await child.ready_line()
 
 
-async def stop(process: asyncio.subprocess.Process, signum: int) -> tuple[int, bytes, bytes]:
+async def stop(process: Child, signum: int) -> tuple[int, bytes, bytes]:
     process.send_signal(signum)
-    stdout, stderr = await asyncio.wait_for(process.communicate(), 30)
-    assert process.returncode is not None
-    return process.returncode, stdout, stderr
+    return await process.wait()
 
 
 async def test_plaintext_port_zero_sigterm_and_key_never_printed(tmp_path: Path) -> None:
@@ -302,19 +329,10 @@ raise SystemExit(main(["sim", *sys.argv[1:]]))
 """
 
 
-async def start_code(code: str, *args: str) -> tuple[asyncio.subprocess.Process, dict[str, str]]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        code,
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    assert process.stdout is not None
-    line = await asyncio.wait_for(process.stdout.readline(), 30)
-    assert line, "the simulator exited before it was ready"
-    return process, json.loads(line)
+async def start_code(code: str, *args: str) -> tuple[Child, dict[str, str]]:
+    command = [sys.executable, "-c", code, *args]
+    child = await asyncio.to_thread(Child, command, dict(os.environ))
+    return child, await child.ready_line()
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
