@@ -11,9 +11,9 @@ of what it was before the attempt, and the simulator counts what it refused (its
 and the ``{"stopped": ...}`` line). Run with ``-s`` to see the figures.
 
 Child processes are started with ``subprocess.Popen`` (vfork, from a worker thread), not the
-event loop's subprocess support: uvloop forks, and a fork while gRPC's threads are busy can
-leave the child spinning in gRPC's fork handlers before it ever execs (seen here once in three
-full runs of this module: the child at 50 % CPU, the test waiting for it forever).
+event loop's subprocess support: uvloop forks and runs Python's after-fork hooks in the child,
+and with gRPC's threads busy the child can spin in ``threading._after_fork`` before it ever
+execs (seen here: the child at 50 % CPU for minutes, the test waiting for it).
 """
 
 from __future__ import annotations

@@ -9,9 +9,15 @@ from the command line.
 
 Choices where the contract is silent:
 
-- OpenSession beyond ``max_sessions`` and an Invoke beyond ``max_pending_commands`` fail at once
-  with gRPC RESOURCE_EXHAUSTED. A command slower than ``command_timeout_s`` (or than the
-  client's deadline) ends the call with DEADLINE_EXCEEDED; the command still completes.
+- OpenSession beyond ``max_sessions`` (every client together), beyond
+  ``max_sessions_per_key`` for the caller's API key (default 16; with auth off there is no key,
+  only the global limit), and an Invoke beyond ``max_pending_commands`` fail at once with gRPC
+  RESOURCE_EXHAUSTED naming the limit. A lease asked for beyond ``max_lease_seconds`` (default
+  3600) is granted that maximum: OpenSession announces the granted lease as the capability
+  ``lease-seconds=N`` and, when it capped it, says so in the (OK) protocol status message.
+  Sessions nobody holds (no stream, no unary call) close when their lease runs out. A
+  command slower than ``command_timeout_s`` (or than the client's deadline) ends the call
+  with DEADLINE_EXCEEDED; the command still completes.
   Commands of one session run one at a time, in order (one MXAccess worker per session).
 - A session keeps the events nobody has read yet in its queue (``queue_capacity``); the next
   subscriber gets them first, and DrainEvents takes them. A resume (``after_worker_sequence``
@@ -33,8 +39,24 @@ Choices where the contract is silent:
   (about 1 ms timer resolution), evenly rather than in ticks; ``step_values()`` steps them all
   at once for tests. Buffered items deliver a window once the update interval has passed
   since its first sample.
-- ``stats()``: messages and events sent per event rpc, and the process's CPU time (``mxgw-py
-  sim`` prints them as its last line, ``{"stopped": ...}``).
+- Bounded at every door, so that nothing a client chooses makes the simulator allocate in
+  proportion to it: a written value has at most ``max_value_elements`` elements and
+  ``max_value_bytes`` encoded bytes (at most a quarter of ``max_message_bytes``); an array
+  write must have the attribute's declared length and one dimension; a sparse write's
+  ``total_length`` must be the declared length (0 = it) and its indices inside it;
+  ``Tag.Arr[n]`` past the end is DISP_E_BADINDEX. Each is an MXAccess failure reply
+  (E_INVALIDARG / DISP_E_BADINDEX), the value unchanged, nothing published. Names it keeps
+  have at most ``max_name_chars`` characters, a session at most ``max_items_per_session``
+  items and 1,024 server handles; DrainEvents takes at most one reply's worth; a bulk whose
+  reply would be over ``max_message_bytes`` runs every entry and ends RESOURCE_EXHAUSTED
+  ("SERVER: Sent message larger than max", as grpc-core's) without building the reply.
+  Request messages over ``max_message_bytes`` are refused by grpc-core (RESOURCE_EXHAUSTED,
+  before any handler: not counted) or by the flood front door (counted).
+- ``stats()``: messages and events sent per event rpc, requests refused per reason, and the
+  process's CPU time (``mxgw-py sim`` prints them as its last line, ``{"stopped": ...}``).
+- ``metrics_port`` (``mxgw-py sim --metrics-port``): Prometheus text on
+  ``http://127.0.0.1:PORT/metrics`` (``mxgateway.sim._metrics`` lists the series), served on
+  the gateway's own loop; needs ``prometheus_client`` (the ``mxgateway[prometheus]`` extra).
 - ``min_ping_interval_s`` / ``max_ping_strikes`` set the grpc server's ping policy (None keeps
   grpc-core's defaults: 5 minutes without data, 2 strikes).
 
