@@ -84,6 +84,19 @@ def test_decode_batch(
     assert events == expected
 
 
+@pytest.mark.benchmark(group="decode-batch-tags")
+@pytest.mark.parametrize("named", [False, True], ids=["no-tags", "tags"])
+@pytest.mark.parametrize("codec", CODECS)
+def test_decode_batch_with_tags(
+    benchmark: Any, codec: ModuleType, named: bool, batch: bytes, expected: list[MxEvent]
+) -> None:
+    """What naming every event costs (the session's dict of item handle -> tag)."""
+    names = {e.item_handle: f"Tag_{e.item_handle:05d}.Value" for e in expected}
+    events = benchmark(codec.decode_event_batch, batch, names if named else None)
+    _record(benchmark, BATCH_EVENTS)
+    assert [e.tag for e in events] == [names[e.item_handle] if named else None for e in expected]
+
+
 @pytest.mark.benchmark(group="decode-event")
 @pytest.mark.parametrize("codec", CODECS)
 def test_decode_event(benchmark: Any, codec: ModuleType) -> None:

@@ -799,6 +799,7 @@ cdef object mxvalue_struct(Ctx* c, ValState* v):
 cdef object parse_event(Ctx* c, const uint8_t* p, const uint8_t* end):
     cdef const MsgTable* t = &TABLES[M_EVENT]
     cdef uint64_t tag, x
+    cdef PyObject* name = NULL
     cdef const uint8_t* start
     cdef Py_ssize_t n
     cdef int slot, body = 0
@@ -931,6 +932,8 @@ cdef object parse_event(Ctx* c, const uint8_t* p, const uint8_t* end):
         variant_type = ""
         raw_diagnostic = ""
 
+    if c.tags != NULL:
+        name = PyDict_GetItem(<object>c.tags, item_handle)  # borrowed, NULL when unknown
     return _MxEvent(
         session_str(session),
         enum_of(_FAMILIES, family),
@@ -957,6 +960,8 @@ cdef object parse_event(Ctx* c, const uint8_t* p, const uint8_t* end):
         enum_of(_DATA_TYPES, buffered_data_type) if body == EV_ON_BUFFERED else _DT_UNSPECIFIED,
         samples_native(c, samples) if body == EV_ON_BUFFERED and samples else (),
         alarm_struct(c, &alarm) if body == EV_ON_ALARM else None,
+        None,
+        <object>name if name != NULL else None,
     )
 
 

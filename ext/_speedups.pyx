@@ -14,6 +14,7 @@ from cpython.bytes cimport PyBytes_GET_SIZE
 from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_AsUnsignedLongLong
 from cpython.long cimport PyLong_FromLongLong, PyLong_FromUnsignedLongLong
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
+from cpython.dict cimport PyDict_GetItem
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF, Py_XDECREF
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
@@ -156,10 +157,22 @@ cdef inline void close_input(Input* inp, Ctx* c) noexcept:
 
 # ---- public functions --------------------------------------------------------------------
 
-def decode_event(data):
-    """Decode one serialized ``mxaccess_gateway.v1.MxEvent`` into an MxEvent struct."""
+cdef PyObject* tags_of(object tags) except? NULL:
+    # An exact dict, read without a call per event (PyDict_GetItem); None for no names.
+    if tags is None:
+        return NULL
+    if type(tags) is not dict:
+        raise TypeError(f"tags must be a dict of item handle -> tag, not {type(tags).__name__}")
+    return <PyObject*>tags
+
+
+def decode_event(data, tags=None):
+    """Decode one serialized ``mxaccess_gateway.v1.MxEvent`` into an MxEvent struct.
+
+    ``tags`` (a dict item handle -> name) fills ``MxEvent.tag``."""
     cdef Input inp
     cdef Ctx c
+    c.tags = tags_of(tags)
     open_input(data, &inp)
     c.base = inp.p
     c.depth = 0
@@ -170,10 +183,12 @@ def decode_event(data):
         close_input(&inp, &c)
 
 
-def decode_event_batch(data):
-    """Decode one serialized ``MxEventBatch`` into a list of MxEvent structs."""
+def decode_event_batch(data, tags=None):
+    """Decode one serialized ``MxEventBatch`` into a list of MxEvent structs (``tags`` as
+    ``decode_event``)."""
     cdef Input inp
     cdef Ctx c
+    c.tags = tags_of(tags)
     open_input(data, &inp)
     c.base = inp.p
     c.depth = 0
@@ -199,6 +214,7 @@ def from_mx_value(data):
     c.base = inp.p
     c.depth = 0
     c.store = NULL
+    c.tags = NULL
     memset(&v, 0, sizeof(v))
     try:
         parse_value(&c, inp.p, inp.p + inp.n, &v)

@@ -7,6 +7,7 @@ cdef struct Ctx:
     const uint8_t* base   # start of the caller's buffer: offsets in errors are relative to it
     int depth             # messages currently open (the top-level one included)
     PyObject* store       # owned list keeping array/sparse accumulators alive, or NULL
+    PyObject* tags        # borrowed dict item handle -> tag name (the caller's), or NULL
 
 
 cdef struct Span:

@@ -50,6 +50,24 @@ def _relative_imports(text: str) -> str:
     return text
 
 
+# mxgateway._galaxy adds GalaxyAttribute.data_type (the native type code mapped to MxDataType);
+# the stub says so, so type checkers know it too.
+_DATA_TYPE_STUB = (
+    "    @property\n"
+    "    def data_type(self) -> _MxDataType | int: ...  # added by mxgateway._galaxy\n"
+)
+
+
+def _galaxy_attribute_stub(text: str) -> str:
+    marker = "class GalaxyAttribute(_message.Message):\n"
+    start = text.find(marker)
+    if start < 0:
+        return text
+    end = text.find("\n\n", start)
+    text = text[:end] + "\n" + _DATA_TYPE_STUB.rstrip("\n") + text[end:]
+    return "from mxgateway.types import MxDataType as _MxDataType\n" + text
+
+
 def main() -> int:
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     for stale in OUT_DIR.glob("*_pb2*.py*"):
@@ -73,6 +91,8 @@ def main() -> int:
     for path in sorted(OUT_DIR.glob("*_pb2*.py*")):
         text = path.read_text(encoding="utf-8")
         fixed = _relative_imports(text)
+        if path.name == "galaxy_repository_pb2.pyi":
+            fixed = _galaxy_attribute_stub(fixed)
         if fixed != text:
             path.write_text(fixed, encoding="utf-8")
     (OUT_DIR / "__init__.py").write_text(INIT_TEXT, encoding="utf-8")

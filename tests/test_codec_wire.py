@@ -13,9 +13,10 @@ from datetime import UTC, datetime, timedelta
 from types import ModuleType
 from typing import Any
 
+import msgspec
 import pytest
 
-from mxgateway import MxGatewayDecodeError
+from mxgateway import MxGatewayDecodeError, encode_event
 from mxgateway.types import (
     MxDataType,
     MxEventFamily,
@@ -720,3 +721,22 @@ def test_errors_name_message_offset_and_problem(codec: ModuleType) -> None:
     text = str(info.value)
     assert "MxValue" in text and "offset" in text and "truncated" in text
     assert isinstance(info.value, ValueError)
+
+
+def test_tags_name_the_events(codec: ModuleType) -> None:
+    from mxgateway import encode_event_batch
+    from mxgateway.types import EMPTY_EVENT
+
+    events = [msgspec.structs.replace(EMPTY_EVENT, item_handle=h) for h in (7, 8, 7)]
+    data = encode_event_batch(events)
+    names = {7: "Tank_001.Level"}
+    assert [e.tag for e in codec.decode_event_batch(data, names)] == [
+        "Tank_001.Level",
+        None,
+        "Tank_001.Level",
+    ]
+    assert codec.decode_event_batch(data, names)[0].tag is names[7]  # the caller's string
+    assert codec.decode_event(encode_event(events[0]), names).tag == "Tank_001.Level"
+    assert codec.decode_event_batch(data)[0].tag is None
+    with pytest.raises(TypeError, match="dict"):
+        codec.decode_event_batch(data, [(7, "x")])

@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from mxgateway._alarm_feed import AlarmFeedItem, acknowledge_result_from_pb, feed_item_from_pb
+from mxgateway._alarm_feed import AlarmFeedItem, acknowledge_result_from_pb, follow_alarm_feed
 from mxgateway._base import ClientBase
 from mxgateway._channel import sync_receiver_available
 from mxgateway._options import ClientOptions
 from mxgateway._rpc import call, check_protocol_status, translate_rpc_error
+from mxgateway._tags import TagSession
 from mxgateway.generated import mxaccess_gateway_pb2 as pb
 from mxgateway.generated import mxaccess_gateway_pb2_grpc as pb_grpc
-from mxgateway.types import AcknowledgeResult, ActiveAlarm
+from mxgateway.types import (
+    AcknowledgeResult,
+    ActiveAlarm,
+    MxDataType,
+    TagChange,
+    TagValue,
+    WriteOutcome,
+)
 
 if TYPE_CHECKING:
     from mxgateway._session import Session
@@ -45,6 +53,7 @@ class GatewayClient(ClientBase):
             logger.info("this gRPC has no single-threaded unary-stream: aio event receiver")
         # The message sources of running event streams (closing the client cancels them).
         self._streams: set[Any] = set()
+        self._tags: TagSession | None = None
         channel = self._live_channel()
         self._stub = pb_grpc.MxAccessGatewayStub(channel)
         # Event streams skip protobuf objects: the response is the raw bytes, which the codec
@@ -91,12 +100,71 @@ class GatewayClient(ClientBase):
         return channel.channel_ready
 
     async def close(self) -> None:
-        """Close the channel and end every event stream of this client. Idempotent."""
+        """Close the tag session, end every event stream of this client and close the
+        channel. Idempotent."""
+        tags, self._tags = self._tags, None
+        if tags is not None and not self.closed:
+            await tags.close()
         for stream in list(self._streams):
             cancel = getattr(stream, "cancel", None)
             if cancel is not None:
                 cancel()
         await super().close()
+
+    # -- tags by name --------------------------------------------------------------------------
+
+    def _tag_session(self) -> TagSession:
+        self._live_channel()
+        if self._tags is None:
+            self._tags = TagSession(self)
+        return self._tags
+
+    async def read(
+        self, tags: str | Iterable[str], *, timeout: float | None = None
+    ) -> dict[str, TagValue]:
+        """Read tags by name: ``{tag: TagValue}`` with Python values, quality, timestamp.
+
+        A tag the gateway does not know, or cannot read, is a TagValue whose ``error`` says
+        why (the others are read all the same). Runs on a session the client keeps for its
+        tag-level calls (opened on first use, recovered after a gateway restart, closed with
+        the client); ``timeout`` is the call's deadline (default the client's).
+        """
+        return await self._tag_session().read(tags, timeout=timeout)
+
+    async def write(
+        self,
+        tag: str,
+        value: Any,
+        *,
+        data_type: MxDataType | int | None = None,
+        confirm: bool = True,
+        timeout: float | None = None,
+    ) -> WriteOutcome | None:
+        """Write ``value`` to ``tag`` by name: the item is added and advised when needed and
+        the type inferred from the value (or ``data_type``).
+
+        With ``confirm`` (the default) it waits for MXAccess's outcome (ON_WRITE_COMPLETE) and
+        returns the ``WriteOutcome``, raising MxAccessError when the write was refused or
+        failed and MxGatewayTimeoutError when no outcome came within ``timeout`` (default the
+        client's). With ``confirm=False`` it returns None once the gateway accepted the command.
+        nan/inf and values that do not fit raise ValueError before anything is sent.
+        """
+        return await self._tag_session().write(
+            tag, value, data_type=data_type, confirm=confirm, timeout=timeout
+        )
+
+    def subscribe(
+        self, tags: str | Iterable[str], *, duration: float | None = None
+    ) -> AsyncIterator[TagChange]:
+        """Changes of ``tags`` by name, as ``TagChange`` (tag, Python value, quality,
+        timestamp), until ``duration`` seconds passed (None: until the loop ends).
+
+        Each tag's current value comes first. A tag the gateway does not know arrives once as
+        a TagChange whose ``error`` says so (never silence). Events lost to a gateway restart
+        or a ReplayGap arrive as a notice whose ``tag`` is ``"*"``. Several subscriptions share
+        one event stream of the client's tag session.
+        """
+        return self._tag_session().subscribe(tags, duration=duration)
 
     # -- sessions ----------------------------------------------------------------------------
 
@@ -219,28 +287,37 @@ class GatewayClient(ClientBase):
 
     # -- central alarm feed (no session) -----------------------------------------------------
 
-    async def stream_alarms(
-        self, filter_prefix: str = "", *, client_correlation_id: str = ""
+    def stream_alarms(
+        self,
+        filter_prefix: str = "",
+        *,
+        client_correlation_id: str = "",
+        resume: bool = True,
+        retry_budget_s: float = 30.0,
+        on_trouble: Callable[[str | None], None] | None = None,
     ) -> AsyncIterator[AlarmFeedItem]:
         """Follow the gateway's central alarm feed.
 
         Yields, in the gateway's order, an ``ActiveAlarm`` per active alarm whose reference
         starts with ``filter_prefix``, one ``AlarmSnapshotComplete``, an ``AlarmProviderStatus``,
         then live ``AlarmTransition`` items (and provider status changes) until cancelled.
+
+        With ``resume`` (the default) a cut or a gateway restart is retried with backoff for up
+        to ``retry_budget_s`` seconds (then ``MxGatewayStreamLostError``); authentication and
+        permission errors raise at once. After a reconnect the feed yields an
+        ``AlarmFeedResync`` marker and then only the differences from what it had already
+        yielded (``AlarmResyncClear`` for alarms that ended meanwhile, ``ActiveAlarm`` for
+        those that appeared or changed state), never an unchanged alarm again.
+        ``on_trouble`` hears why while reconnecting, and None once the feed is back.
         """
-        request = pb.StreamAlarmsRequest(
-            alarm_filter_prefix=filter_prefix, client_correlation_id=client_correlation_id
+        return follow_alarm_feed(
+            self,
+            filter_prefix,
+            client_correlation_id=client_correlation_id,
+            resume=resume,
+            retry_budget_s=retry_budget_s,
+            on_trouble=on_trouble,
         )
-        stream = self._stub.StreamAlarms(request, metadata=self._metadata)
-        try:
-            async for message in stream:
-                item = feed_item_from_pb(message)
-                if item is not None:
-                    yield item
-        except grpc.aio.AioRpcError as error:
-            raise translate_rpc_error(error, "StreamAlarms") from None
-        finally:
-            stream.cancel()
 
     async def query_active_alarms(
         self, filter_prefix: str = "", *, client_correlation_id: str = ""

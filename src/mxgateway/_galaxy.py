@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -12,12 +13,41 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from google.protobuf.wrappers_pb2 import Int32Value
 
 from mxgateway._base import ClientBase
+from mxgateway._errors import MxGatewayTimeoutError, MxGatewayTransportError
 from mxgateway._options import ClientOptions
+from mxgateway._retry import TRANSIENT_CODES, Reconnect, check_budget
 from mxgateway._rpc import call, translate_rpc_error
 from mxgateway.generated import galaxy_repository_pb2 as gpb
 from mxgateway.generated import galaxy_repository_pb2_grpc as gpb_grpc
+from mxgateway.types import MxDataType
 
-__all__ = ["BrowseNode", "GalaxyRepositoryClient"]
+__all__ = ["BrowseNode", "GalaxyRepositoryClient", "attribute_data_type"]
+
+
+def attribute_data_type(attribute: gpb.GalaxyAttribute) -> MxDataType | int:
+    """The MxDataType of a Galaxy attribute.
+
+    The Galaxy Repository stores MXAccess's native type code (``mx_data_type``: Boolean 1,
+    Integer 2, Float 3, Double 4, String 5, Time 6, ...), which is one less than MxDataType
+    (BOOLEAN 2, INTEGER 3, ...), the type of values on the wire. A code this version does not
+    know comes back as a plain int. Also ``GalaxyAttribute.data_type``.
+    """
+    code = attribute.mx_data_type + 1
+    try:
+        return MxDataType(code)
+    except ValueError:
+        return code
+
+
+# The generated message gets the mapped type as a property (its stub declares it too).
+gpb.GalaxyAttribute.data_type = property(  # type: ignore[assignment]
+    attribute_data_type, doc=attribute_data_type.__doc__
+)
+
+logger = logging.getLogger("mxgateway")
+
+# How long a reconnecting deploy watch waits for the gateway to answer GetLastDeployTime.
+_PROBE_TIMEOUT_S = 10.0
 
 Parent = int | str | None
 """A parent or root object: a gobject id (int), a tag name (str), or None for the roots.
@@ -210,28 +240,94 @@ class GalaxyRepositoryClient(ClientBase):
             for iterator in stack:
                 await iterator.aclose()  # type: ignore[attr-defined]
 
-    async def watch_deploy_events(
-        self, *, last_seen_deploy_time: datetime | None = None
+    def watch_deploy_events(
+        self,
+        *,
+        last_seen_deploy_time: datetime | None = None,
+        resume: bool = True,
+        retry_budget_s: float = 30.0,
+        on_trouble: Callable[[str | None], None] | None = None,
     ) -> AsyncIterator[gpb.DeployEvent]:
         """Follow Galaxy deploys: the current state first (unless ``last_seen_deploy_time``
-        equals it), then one DeployEvent per deploy. A gap in ``sequence`` means events were
-        dropped. Breaking out, ``aclose()`` or cancelling the task closes the stream."""
-        request = gpb.WatchDeployEventsRequest()
+        equals it), then one DeployEvent per deploy. Breaking out, ``aclose()`` or cancelling
+        the task closes the stream.
+
+        With ``resume`` (the default) a cut or a gateway restart is retried with backoff for
+        up to ``retry_budget_s`` seconds (then ``MxGatewayStreamLostError``); authentication
+        and permission errors raise at once. Each reconnect asks for what follows the last
+        deploy time yielded, so the deploy already yielded is not yielded again, and the
+        current state arrives once when deploys happened during the outage (several deploys
+        in one outage arrive as that one event). ``sequence`` counts per gateway start: it
+        starts again after a gateway restart, which is not a gap; within one connection a
+        gap means events were dropped from this subscriber's buffer. ``on_trouble`` hears why
+        while reconnecting, and None once the watch is back.
+        """
+        check_budget("retry_budget_s", retry_budget_s)
+        seen: Timestamp | None = None
         if last_seen_deploy_time is not None:
             if last_seen_deploy_time.tzinfo is None:
                 raise ValueError("last_seen_deploy_time must be timezone-aware")
-            ts = Timestamp()
-            ts.FromDatetime(last_seen_deploy_time)
-            request.last_seen_deploy_time.CopyFrom(ts)
+            seen = Timestamp()
+            seen.FromDatetime(last_seen_deploy_time)
         self._live_channel()
-        stream = self._stub.WatchDeployEvents(request, metadata=self._metadata)
-        try:
-            async for event in stream:
-                yield event
-        except grpc.aio.AioRpcError as error:
-            raise translate_rpc_error(error, "WatchDeployEvents") from None
-        finally:
-            stream.cancel()
+        reconnect = Reconnect("deploy watch", retry_budget_s, on_trouble=on_trouble)
+        probe_timeout = min(_PROBE_TIMEOUT_S, retry_budget_s)
+        return self._watch(seen, resume, reconnect, probe_timeout)
+
+    async def _watch(
+        self, seen: Timestamp | None, resume: bool, reconnect: Reconnect, probe_timeout: float
+    ) -> AsyncIterator[gpb.DeployEvent]:
+        last: tuple[bool, int] | None = None  # the deploy last yielded: (present, time in ns)
+        while True:
+            self._live_channel()
+            request = gpb.WatchDeployEventsRequest()
+            if seen is not None:
+                request.last_seen_deploy_time.CopyFrom(seen)
+            stream = self._stub.WatchDeployEvents(request, metadata=self._metadata)
+            try:
+                if reconnect.failing:
+                    # A watch whose bootstrap is suppressed is silent until the next deploy,
+                    # maybe for days: a unary call on the same channel tells that the gateway
+                    # is back, so the budget is not still running at the next cut.
+                    await self._unary(
+                        "GetLastDeployTime",
+                        gpb.GetLastDeployTimeRequest(),
+                        probe_timeout,
+                    )
+                    reconnect.healthy()
+                async for event in stream:
+                    reconnect.healthy()
+                    deploy = (
+                        event.time_of_last_deploy_present,
+                        event.time_of_last_deploy.ToNanoseconds(),
+                    )
+                    if deploy == last:
+                        continue  # a gateway that did not suppress the bootstrap
+                    last = deploy
+                    if event.time_of_last_deploy_present:
+                        seen = Timestamp()
+                        seen.CopyFrom(event.time_of_last_deploy)
+                    yield event
+                if not resume:
+                    return
+                reason = "stream ended by the gateway"
+            except grpc.aio.AioRpcError as error:
+                if not resume or self.closed or error.code() not in TRANSIENT_CODES:
+                    raise translate_rpc_error(error, "WatchDeployEvents") from None
+                reason = _reason(error.code().name, error.details())
+            except (MxGatewayTransportError, MxGatewayTimeoutError) as error:
+                if self.closed:
+                    raise
+                reason = str(error)  # the probe failed: the gateway is not back yet
+            finally:
+                stream.cancel()
+            if not reconnect.failing:
+                logger.warning("deploy watch lost (%s); reconnecting", reason)
+            await reconnect.wait(reason)
+
+
+def _reason(code: str, details: str | None) -> str:
+    return f"{code}: {details}" if details else code
 
 
 def _set_root(request: Any, prefix: str, node: Parent, contained_path: str | None) -> None:

@@ -11,6 +11,7 @@ from typing import Literal
 __all__ = [
     "DEFAULT_KEEPALIVE_S",
     "DEFAULT_MAX_MESSAGE_BYTES",
+    "DEFAULT_PORT",
     "ClientOptions",
     "EventReceiver",
     "mask_api_key",
@@ -34,6 +35,10 @@ in a dedicated thread that hands the loop lists of messages (several times cheap
 ``"aio"``, grpc.aio on the event loop."""
 
 _KEY_SHAPE = re.compile(r"^mxgw_([A-Za-z0-9-]+)_.+$")
+# The gateway's documented port, used when an endpoint names only a host.
+DEFAULT_PORT = 5000
+# A bare host: a name, an IPv4 address, or a bracketed IPv6 address, without a port or scheme.
+_BARE_HOST = re.compile(r"^(?:\[[^\]]*\]|[^:/\[\]]+)$")
 # A plain "host:port" or "[v6]:port" target (other gRPC target forms are left to gRPC).
 _HOST_PORT = re.compile(r"^(?:\[[^\]]*\]|[^:/\[\]]+):(\d+)$")
 
@@ -54,9 +59,11 @@ class ClientOptions:
     """How to reach a gateway.
 
     TLS is the default (system roots, or ``ca_file``); ``plaintext=True`` is needed for an
-    unencrypted channel, and there is no implicit localhost downgrade. ``timeout`` is the
-    default deadline in seconds of unary calls (None: no deadline). ``api_key`` is sent as
-    ``authorization: Bearer <key>`` on every call and stream and is masked in every repr.
+    unencrypted channel, and there is no implicit localhost downgrade. An ``endpoint`` that
+    names only a host (``"gateway01"``, ``"10.0.0.5"``, ``"[::1]"``) gets the gateway's port
+    5000. ``timeout`` is the default deadline in seconds of unary calls (None: no deadline).
+    ``api_key`` is sent as ``authorization: Bearer <key>`` on every call and stream and is
+    masked in every repr.
     ``keepalive_seconds`` is the HTTP/2 keepalive ping interval while a call is open (None: no
     keepalive pings); the default respects grpc-core's default server policy (no ping without
     data more often than every 5 minutes). ``event_receiver`` picks how StreamEvents is read
@@ -79,6 +86,10 @@ class ClientOptions:
             raise ValueError("endpoint must be a non-empty 'host:port' string")
         if any(ch.isspace() for ch in endpoint):
             raise ValueError(f"endpoint {endpoint!r} contains white space")
+        if _BARE_HOST.match(endpoint):
+            # gRPC would dial 443 for a bare host; the gateway listens on 5000.
+            endpoint = f"{endpoint}:{DEFAULT_PORT}"
+            object.__setattr__(self, "endpoint", endpoint)
         port = _HOST_PORT.match(endpoint)
         if port is not None and not 1 <= int(port.group(1)) <= 65535:
             # gRPC would quietly take the port modulo 65536 and dial another one.

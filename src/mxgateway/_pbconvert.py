@@ -32,6 +32,7 @@ from mxgateway.types import (
     MxStatusCategory,
     MxStatusSource,
     MxValue,
+    ReadResult,
     ReplayGap,
 )
 
@@ -42,6 +43,7 @@ __all__ = [
     "event_from_pb",
     "events_from_pb",
     "native_from_pb",
+    "read_result_from_pb",
     "replay_gap_from_pb",
     "sample_from_pb",
     "sparse_array_from_pb",
@@ -310,3 +312,28 @@ def event_from_pb(event: Any) -> MxEvent:
 def events_from_pb(batch: Any) -> list[MxEvent]:
     """Every event of an ``MxEventBatch`` (or ``DrainEventsReply``) message, in order."""
     return [event_from_pb(e) for e in batch.events]
+
+
+def read_result_from_pb(result: Any) -> ReadResult:
+    """A BulkReadResult message as a :class:`mxgateway.types.ReadResult` (it keeps the
+    message as ``raw``)."""
+    value = value_from_pb(result.value) if result.HasField("value") else None
+    stamp = result.source_timestamp
+    return ReadResult(
+        tag_address=result.tag_address,
+        item_handle=result.item_handle,
+        was_successful=result.was_successful,
+        was_cached=result.was_cached,
+        value=None if value is None else value.value,
+        data_type=MxDataType.UNSPECIFIED if value is None else value.data_type,
+        quality=result.quality,
+        source_timestamp_ns=(
+            int(stamp.seconds) * 1_000_000_000 + int(stamp.nanos)
+            if result.HasField("source_timestamp")
+            else None
+        ),
+        error_message=result.error_message,
+        hresult=result.hresult,
+        statuses=tuple(status_from_pb(s) for s in result.statuses),
+        raw=result,
+    )

@@ -1321,7 +1321,9 @@ def _alarm(buf: bytes, pos: int, end: int, depth: int, state: _AlarmState | None
     )
 
 
-def _event(buf: bytes, pos: int, end: int, depth: int) -> MxEvent:
+def _event(
+    buf: bytes, pos: int, end: int, depth: int, tags: dict[int, str] | None = None
+) -> MxEvent:
     # The hot path: one-byte lengths and varints (the common case) are read inline, anything
     # longer goes through _ld / _varint / _int32, which do the same with every check.
     if depth > _MAX_DEPTH:
@@ -1535,6 +1537,8 @@ def _event(buf: bytes, pos: int, end: int, depth: int) -> MxEvent:
         buffered_type,
         samples,
         _finish_alarm(body_state) if body == _B_ALARM else None,
+        None,
+        None if tags is None else tags.get(item),
     )
 
 
@@ -1698,18 +1702,28 @@ def _finish_alarm(state: _AlarmState) -> AlarmTransition:
 # ---- public decoders -----------------------------------------------------------------------
 
 
-def decode_event(data: Buffer) -> MxEvent:
+def _tags_of(tags: object) -> dict[int, str] | None:
+    if tags is not None and type(tags) is not dict:
+        raise TypeError(f"tags must be a dict of item handle -> tag, not {type(tags).__name__}")
+    return tags
+
+
+def decode_event(data: Buffer, tags: dict[int, str] | None = None) -> MxEvent:
     """Decode one serialized ``mxaccess_gateway.v1.MxEvent`` into an :class:`MxEvent`.
 
     ``data`` is any bytes-like object. Malformed or truncated bytes raise
-    MxGatewayDecodeError (and nothing else).
+    MxGatewayDecodeError (and nothing else). ``tags`` (a dict item handle -> name) fills
+    ``MxEvent.tag``.
     """
+    tags = _tags_of(tags)
     buf = _as_bytes(data)
-    return _event(buf, 0, len(buf), 1)
+    return _event(buf, 0, len(buf), 1, tags)
 
 
-def decode_event_batch(data: Buffer) -> list[MxEvent]:
-    """Decode one serialized ``MxEventBatch`` into a list of :class:`MxEvent` in wire order."""
+def decode_event_batch(data: Buffer, tags: dict[int, str] | None = None) -> list[MxEvent]:
+    """Decode one serialized ``MxEventBatch`` into a list of :class:`MxEvent` in wire order
+    (``tags`` as ``decode_event``)."""
+    tags = _tags_of(tags)
     buf = _as_bytes(data)
     (t_events,) = _BATCH_TAGS
     pos = 0
@@ -1725,7 +1739,7 @@ def decode_event_batch(data: Buffer) -> list[MxEvent]:
                 tag, pos = _varint32(buf, pos, end, "tag")
             if tag == t_events:
                 start, pos = _ld(buf, pos, end)
-                append(_event(buf, start, pos, 2))
+                append(_event(buf, start, pos, 2, tags))
             else:
                 pos = _skip(buf, tag, pos, end, 1)
     except _Wire as exc:

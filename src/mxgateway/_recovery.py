@@ -25,9 +25,8 @@ from mxgateway._command import command_for
 from mxgateway._rpc import ensure_mxaccess_success
 from mxgateway.generated import mxaccess_gateway_pb2 as pb
 from mxgateway.types import (
-    MxDataType,
+    EMPTY_EVENT,
     MxEvent,
-    MxEventFamily,
     RecoveryFailure,
     SessionItem,
     SessionRecovered,
@@ -56,6 +55,9 @@ class SessionState:
     def __init__(self) -> None:
         self.servers: dict[int, _Server] = {}
         self.items: dict[int, SessionItem] = {}
+        # Item handle -> definition, the dict the decoder fills MxEvent.tag from.
+        self.names: dict[int, str] = {}
+        self.version = 0  # counts changes of ``names``
 
     # -- recording -------------------------------------------------------------------------
 
@@ -71,7 +73,7 @@ class SessionState:
             server = self.servers.pop(payload.server_handle, None)
             if server is not None:
                 for handle in server.items:
-                    self.items.pop(handle, None)
+                    self._remove(handle)
         elif arm in _ADDS:
             self._add(
                 payload.server_handle,
@@ -131,6 +133,8 @@ class SessionState:
         self.items[item_handle] = SessionItem(
             server_handle, item_handle, definition, kind, context, advise
         )
+        self.names[item_handle] = definition
+        self.version += 1
         server = self.servers.get(server_handle)
         if server is None:  # registered outside this session object (invoke_raw elsewhere)
             server = self.servers[server_handle] = _Server("")
@@ -138,6 +142,8 @@ class SessionState:
 
     def _remove(self, item_handle: int) -> None:
         item = self.items.pop(item_handle, None)
+        if self.names.pop(item_handle, None) is not None:
+            self.version += 1
         if item is not None:
             server = self.servers.get(item.server_handle)
             if server is not None:
@@ -298,33 +304,8 @@ class HandleMap:
 
 def marker_event(recovered: SessionRecovered) -> MxEvent:
     """The stream item that announces a recovery (family UNSPECIFIED, sequence 0)."""
-    return MxEvent(
-        session_id=recovered.new_session_id,
-        family=MxEventFamily.UNSPECIFIED,
-        worker_sequence=0,
-        server_handle=0,
-        item_handle=0,
-        value=None,
-        data_type=MxDataType.UNSPECIFIED,
-        variant_type="",
-        is_null=False,
-        raw_diagnostic="",
-        raw_data_type=0,
-        raw_value=b"",
-        has_value=False,
-        quality=0,
-        source_timestamp_ns=None,
-        statuses=(),
-        worker_timestamp_ns=None,
-        gateway_receive_timestamp_ns=None,
-        hresult=None,
-        raw_status="",
-        replay_gap=None,
-        body="",
-        buffered_data_type=MxDataType.UNSPECIFIED,
-        samples=(),
-        alarm_transition=None,
-        session_recovered=recovered,
+    return msgspec.structs.replace(
+        EMPTY_EVENT, session_id=recovered.new_session_id, session_recovered=recovered
     )
 
 
@@ -464,35 +445,23 @@ class _Rebuild:
     async def _single(self, live_server: int, item: SessionItem) -> None:
         from mxgateway._errors import MxAccessError
 
+        arm, message = _SINGLE_ADDS[item.kind]
         try:
-            if item.kind == "add_item2":
-                reply = await self._invoke(
-                    "add_item2",
-                    pb.AddItem2Command(
-                        server_handle=live_server,
-                        item_definition=item.definition,
-                        item_context=item.context,
-                    ),
-                )
-            else:
-                reply = await self._invoke(
-                    "add_buffered_item",
-                    pb.AddBufferedItemCommand(
-                        server_handle=live_server,
-                        item_definition=item.definition,
-                        item_context=item.context,
-                    ),
-                )
+            reply = await self._invoke(
+                arm,
+                message(
+                    server_handle=live_server,
+                    item_definition=item.definition,
+                    item_context=item.context,
+                ),
+            )
         except MxAccessError as exc:
             self._fail([item], exc)
             return
         self.items[item.item_handle] = reply.item_handle.item_handle
-        if item.advise == "advise":
-            await self._item_command("advise", pb.AdviseCommand, live_server, item)
-        elif item.advise == "supervisory":
-            await self._item_command(
-                "advise_supervisory", pb.AdviseSupervisoryCommand, live_server, item
-            )
+        if item.advise is not None:
+            arm, message = _ADVISES[item.advise]
+            await self._item_command(arm, message, live_server, item)
 
     async def _item_command(
         self, arm: str, message: Any, live_server: int, item: SessionItem
@@ -505,3 +474,14 @@ class _Rebuild:
             )
         except MxAccessError as exc:
             self._fail([item], exc)
+
+
+# Items with a context are added one by one (there is no bulk that carries it).
+_SINGLE_ADDS: dict[str, tuple[str, Any]] = {
+    "add_item2": ("add_item2", pb.AddItem2Command),
+    "buffered": ("add_buffered_item", pb.AddBufferedItemCommand),
+}
+_ADVISES: dict[str, tuple[str, Any]] = {
+    "advise": ("advise", pb.AdviseCommand),
+    "supervisory": ("advise_supervisory", pb.AdviseSupervisoryCommand),
+}

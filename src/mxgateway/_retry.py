@@ -15,9 +15,11 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 
+import grpc
+
 from mxgateway._errors import MxGatewayStreamLostError
 
-__all__ = ["BACKOFF_FIRST_S", "BACKOFF_MAX_S", "Reconnect", "check_budget"]
+__all__ = ["BACKOFF_FIRST_S", "BACKOFF_MAX_S", "TRANSIENT_CODES", "Reconnect", "check_budget"]
 
 BACKOFF_FIRST_S = 0.05
 # gRPC's own reconnect backoff is capped at 2 s too (see _channel.py): a gateway that is back
@@ -25,6 +27,17 @@ BACKOFF_FIRST_S = 0.05
 BACKOFF_MAX_S = 2.0
 # Far beyond any plant outage worth waiting for, and inside what asyncio can sleep.
 MAX_BUDGET_S = 7 * 24 * 3600.0
+# What a cut connection, a restarting gateway (UNAVAILABLE "Cancelling all calls") or a server
+# that resets its streams on shutdown (CANCELLED) produce: retried within the budget. Anything
+# else (UNAUTHENTICATED, PERMISSION_DENIED, INVALID_ARGUMENT, ...) is final.
+TRANSIENT_CODES = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.UNKNOWN,
+        grpc.StatusCode.CANCELLED,
+    }
+)
 
 
 def check_budget(name: str, budget_s: float) -> float:

@@ -48,6 +48,10 @@ _TRANSPORT = {
 # while no stream was attached refuses the next one with FAILED_PRECONDITION naming the fault.
 _OVERFLOW_CODES = {grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.FAILED_PRECONDITION}
 
+# What a TLS handshake with a plaintext HTTP/2 server fails with: the first bytes back are an
+# HTTP/2 frame, not a TLS record.
+_PLAINTEXT_PEER = ("WRONG_VERSION_NUMBER", "wrong version number")
+
 # gRPC's message-size errors say which side failed: the gateway sending a reply over its limit,
 # or this client receiving one over its own.
 _REPLY_TOO_LARGE = (
@@ -90,6 +94,12 @@ def translate_rpc_error(
         if "larger than max" in details or "message too large" in details.lower():
             return MxGatewayRequestTooLargeError(message, grpc_code=name)
     if code in _TRANSPORT:
+        if any(mark in details for mark in _PLAINTEXT_PEER):
+            # A TLS client meeting a plaintext server: its reply is not TLS at all.
+            message += (
+                " (the gateway did not answer in TLS: if it serves plaintext, connect with "
+                "plaintext=True, or --plaintext on the command line)"
+            )
         return MxGatewayTransportError(message, grpc_code=name)
     return MxGatewayProtocolError(message, grpc_code=name)
 

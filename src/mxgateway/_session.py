@@ -3,22 +3,37 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+import math
+from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
 from datetime import datetime
 from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
 from mxgateway import _codec
 from mxgateway._command import arm_kind, check_reply, command_for
-from mxgateway._errors import MxGatewayRequestTooLargeError, MxGatewaySessionNotFoundError
-from mxgateway._pbconvert import event_from_pb
+from mxgateway._errors import (
+    MxAccessError,
+    MxGatewayRequestTooLargeError,
+    MxGatewaySessionNotFoundError,
+    MxGatewayTimeoutError,
+)
+from mxgateway._pbconvert import event_from_pb, read_result_from_pb
 from mxgateway._recovery import HandleMap, SessionState, replay
 from mxgateway._rpc import ensure_mxaccess_success, failing_statuses
 from mxgateway._stream_core import EventPath, event_lists
 from mxgateway.generated import mxaccess_gateway_pb2 as pb
-from mxgateway.types import MxDataType, MxEvent, SessionItem, SessionRecovered
+from mxgateway.types import (
+    MxDataType,
+    MxEvent,
+    MxEventFamily,
+    ReadResult,
+    SessionItem,
+    SessionRecovered,
+    WriteOutcome,
+)
 
 if TYPE_CHECKING:
     from mxgateway._client import GatewayClient
@@ -85,11 +100,17 @@ class Session:
         self._recover_enabled = recover
         self._state = SessionState()
         self._handles = HandleMap()
+        self._live_names_cache: dict[int, str] = {}
+        self._live_names_key = (-1, -1)
         self._recovery_lock = asyncio.Lock()
         self.last_recovery: SessionRecovered | None = None
         """What the last recovery did (None before any)."""
         self.recoveries = 0
         """How many times the session was recovered."""
+        # Confirmed writes waiting for their ON_WRITE_COMPLETE, by (server, item) handle.
+        self._outcomes: dict[tuple[int, int], collections.deque[asyncio.Future[MxEvent]]] = {}
+        self._outcome_reader: asyncio.Task[None] | None = None
+        self._active_streams = 0
         self.event_path: EventPath | None = None
         """Which rpc the last event stream used: "batches" or "single"."""
         self.stream_trouble: str | None = None
@@ -151,11 +172,21 @@ class Session:
             )
 
     async def close(self) -> pb.CloseSessionReply | None:
-        """Close the session on the gateway (idempotent; the second call does nothing)."""
+        """Close the session on the gateway (idempotent; the second call does nothing).
+
+        A session the gateway no longer knows (a restart, an expired lease) is closed already:
+        that is not an error (returns None, logged at DEBUG).
+        """
         if self._closed:
             return None
         self._closed = True
-        return await self._client.close_session(self.session_id)
+        if self._outcome_reader is not None:
+            self._outcome_reader.cancel()
+        try:
+            return await self._client.close_session(self.session_id)
+        except MxGatewaySessionNotFoundError:
+            logger.debug("session %s was already gone from the gateway", self.session_id)
+            return None
 
     # -- items and recovery ------------------------------------------------------------------
 
@@ -172,6 +203,22 @@ class Session:
         if item is None or item.server_handle != event.server_handle:
             return None
         return item.definition
+
+    def _live_names(self) -> dict[int, str]:
+        """Live item handle -> definition, for the decoder (the state's own dict while the
+        caller's handles are the live ones; a translated copy, rebuilt on change, after a
+        recovery that moved them)."""
+        state, handles = self._state, self._handles
+        if not handles.item_to_live:
+            return state.names
+        key = (state.version, self.recoveries)
+        if self._live_names_key != key:
+            to_live = handles.item_to_live
+            self._live_names_cache = {
+                to_live.get(handle, handle): name for handle, name in state.names.items()
+            }
+            self._live_names_key = key
+        return self._live_names_cache
 
     @property
     def recovers(self) -> bool:
@@ -195,7 +242,7 @@ class Session:
             )
             dead = [(f.server_handle, f.item_handle) for f in recovered.failed]
             for _, item_handle in dead:
-                self._state.items.pop(item_handle, None)
+                self._state._remove(item_handle)
             self._handles.set(servers, items, dead_items=[h for _, h in dead])
             self._open_reply = reply
             self.last_recovery = recovered
@@ -380,13 +427,21 @@ class Session:
         *,
         data_type: MxDataType | int | None = None,
         user_id: int = 0,
-    ) -> None:
-        """Write a value (the item must be advised); the outcome arrives as ON_WRITE_COMPLETE.
+        confirm: bool = False,
+        timeout: float | None = None,
+    ) -> WriteOutcome | None:
+        """Write a value (the item must be advised).
 
         The value is converted by ``to_mx_value``: nan/inf and values that do not fit raise
-        ValueError before anything is sent.
+        ValueError before anything is sent. MXAccess reports the outcome later, as an
+        ON_WRITE_COMPLETE event; with ``confirm=True`` the call waits for it (``timeout``
+        seconds, default the client's) and returns the ``WriteOutcome``, or raises
+        MxAccessError when the write failed and MxGatewayTimeoutError when no outcome came.
+        Confirmation reads the session's event stream: a stream this session object runs
+        delivers the outcome; without one, a stream is opened until the outcome arrives (so do
+        not confirm on a session another process streams).
         """
-        await self._run(
+        return await self._write(
             "write",
             pb.WriteCommand(
                 server_handle=_handle("server_handle", server_handle),
@@ -394,6 +449,8 @@ class Session:
                 value=_value(value, data_type),
                 user_id=_handle("user_id", user_id),
             ),
+            confirm,
+            timeout,
         )
 
     async def write2(
@@ -405,9 +462,11 @@ class Session:
         *,
         data_type: MxDataType | int | None = None,
         user_id: int = 0,
-    ) -> None:
-        """Write a value with its timestamp (Write2)."""
-        await self._run(
+        confirm: bool = False,
+        timeout: float | None = None,
+    ) -> WriteOutcome | None:
+        """Write a value with its timestamp (Write2); ``confirm`` as ``write``."""
+        return await self._write(
             "write2",
             pb.Write2Command(
                 server_handle=_handle("server_handle", server_handle),
@@ -416,6 +475,8 @@ class Session:
                 timestamp_value=_timestamp(timestamp),
                 user_id=_handle("user_id", user_id),
             ),
+            confirm,
+            timeout,
         )
 
     async def write_secured(
@@ -427,9 +488,12 @@ class Session:
         current_user_id: int,
         verifier_user_id: int = 0,
         data_type: MxDataType | int | None = None,
-    ) -> None:
-        """Write a secured or verified attribute with authenticated user ids."""
-        await self._run(
+        confirm: bool = False,
+        timeout: float | None = None,
+    ) -> WriteOutcome | None:
+        """Write a secured or verified attribute with authenticated user ids; ``confirm`` as
+        ``write``."""
+        return await self._write(
             "write_secured",
             pb.WriteSecuredCommand(
                 server_handle=_handle("server_handle", server_handle),
@@ -438,6 +502,8 @@ class Session:
                 verifier_user_id=_handle("verifier_user_id", verifier_user_id),
                 value=_value(value, data_type),
             ),
+            confirm,
+            timeout,
         )
 
     async def write_secured2(
@@ -450,9 +516,11 @@ class Session:
         current_user_id: int,
         verifier_user_id: int = 0,
         data_type: MxDataType | int | None = None,
-    ) -> None:
-        """Secured write with a timestamp (WriteSecured2)."""
-        await self._run(
+        confirm: bool = False,
+        timeout: float | None = None,
+    ) -> WriteOutcome | None:
+        """Secured write with a timestamp (WriteSecured2); ``confirm`` as ``write``."""
+        return await self._write(
             "write_secured2",
             pb.WriteSecured2Command(
                 server_handle=_handle("server_handle", server_handle),
@@ -462,7 +530,109 @@ class Session:
                 value=_value(value, data_type),
                 timestamp_value=_timestamp(timestamp),
             ),
+            confirm,
+            timeout,
         )
+
+    async def _write(
+        self, arm: str, payload: Any, confirm: bool, timeout: float | None
+    ) -> WriteOutcome | None:
+        if not confirm:
+            await self._run(arm, payload)
+            return None
+        if timeout is not None and not (math.isfinite(timeout) and timeout > 0):
+            raise ValueError(f"timeout must be positive seconds, not {timeout!r}")
+        wait_s = timeout if timeout is not None else (self._client.options.timeout or 30.0)
+        key = (payload.server_handle, payload.item_handle)
+        outcome: asyncio.Future[MxEvent] = asyncio.get_running_loop().create_future()
+        # Waiting before sending: the outcome can arrive before the reply does.
+        self._outcomes.setdefault(key, collections.deque()).append(outcome)
+        try:
+            self._read_outcomes()
+            await self._run(arm, payload)
+            try:
+                async with asyncio.timeout(wait_s):
+                    event = await outcome
+            except TimeoutError:
+                raise MxGatewayTimeoutError(
+                    f"{arm.upper()} of item {key[1]}: no ON_WRITE_COMPLETE within {wait_s:g} s "
+                    "(the write may still complete)"
+                ) from None
+        finally:
+            self._forget_outcome(key, outcome)
+        result = WriteOutcome(
+            server_handle=event.server_handle,
+            item_handle=event.item_handle,
+            ok=(event.hresult is None or event.hresult >= 0)
+            and all(status.ok for status in event.statuses),
+            hresult=event.hresult,
+            statuses=event.statuses,
+            event=event,
+        )
+        if not result.ok:
+            raise MxAccessError(
+                f"{arm.upper()} of item {key[1]} failed in MXAccess: {result.error}",
+                hresult=event.hresult or 0,
+                statuses=event.statuses,
+            )
+        return result
+
+    def _forget_outcome(self, key: tuple[int, int], outcome: asyncio.Future[MxEvent]) -> None:
+        waiting = self._outcomes.get(key)
+        if waiting is not None:
+            with contextlib.suppress(ValueError):
+                waiting.remove(outcome)
+            if not waiting:
+                del self._outcomes[key]
+        if not self._outcomes and self._outcome_reader is not None:
+            self._outcome_reader.cancel()
+            self._outcome_reader = None
+
+    def _route_outcomes(self, events: list[MxEvent]) -> None:
+        """Hand ON_WRITE_COMPLETE events to the confirmed writes waiting for them (in order
+        per item). Called by the stream core for every list while a write waits."""
+        outcomes = self._outcomes
+        for event in events:
+            if event.family != MxEventFamily.ON_WRITE_COMPLETE:
+                continue
+            waiting = outcomes.get((event.server_handle, event.item_handle))
+            while waiting:
+                outcome = waiting.popleft()
+                if not outcome.done():
+                    outcome.set_result(event)
+                    break
+
+    def _read_outcomes(self) -> None:
+        """Make sure the session's events are read while a confirmed write waits: a stream of
+        this session object does it; without one, a reader runs until no write waits."""
+        if self._active_streams or self._outcome_reader is not None:
+            return
+
+        async def read() -> None:
+            async with contextlib.aclosing(event_lists(self, prefer="batches")) as lists:
+                async for _ in lists:
+                    if not self._outcomes:
+                        return
+
+        self._outcome_reader = asyncio.get_running_loop().create_task(
+            read(), name=f"mxgateway-write-outcomes-{self.session_id}"
+        )
+        self._outcome_reader.add_done_callback(self._outcome_reader_done)
+
+    def _outcome_reader_done(self, task: asyncio.Task[None]) -> None:
+        if self._outcome_reader is task:
+            self._outcome_reader = None
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is None:
+            return
+        # The reader failed (the session was lost, the gateway gone): the writes waiting on
+        # it learn why instead of timing out.
+        for waiting in self._outcomes.values():
+            for outcome in waiting:
+                if not outcome.done():
+                    outcome.set_exception(error)
 
     async def authenticate_user(self, server_handle: int, user_name: str, password: str) -> int:
         """Authenticate an ArchestrA user; returns the user id for secured writes.
@@ -699,11 +869,13 @@ class Session:
         *,
         timeout_ms: int = 0,
         timeout: float | None = None,
-    ) -> list[pb.BulkReadResult]:
+    ) -> list[ReadResult]:
         """Read many tags in one round trip (``timeout_ms`` per tag, 0 = worker default).
 
-        An already advised tag returns its cached value (``was_cached``) without touching the
-        subscription.
+        Each ``ReadResult`` keeps BulkReadResult's fields with the value as a Python value and
+        the timestamp in nanoseconds (``raw`` is the generated message). A tag that fails has
+        ``was_successful`` False and never fails the call. An already advised tag returns its
+        cached value (``was_cached``) without touching the subscription.
         """
         reply = await self._bulk(
             "read_bulk",
@@ -714,7 +886,7 @@ class Session:
             ),
             timeout,
         )
-        return list(reply.bulk_read.results)
+        return [read_result_from_pb(result) for result in reply.bulk_read.results]
 
     # -- events ------------------------------------------------------------------------------
 
@@ -733,7 +905,7 @@ class Session:
         resume: bool = True,
         retry_budget_s: float = 30.0,
         path: StreamPath = "auto",
-    ) -> AsyncIterator[MxEvent]:
+    ) -> AsyncGenerator[MxEvent, None]:
         """The session's events as ``MxEvent`` structs, one at a time.
 
         Read from StreamEventBatches when the gateway offers it (many events per message),
@@ -771,7 +943,7 @@ class Session:
         resume: bool = True,
         retry_budget_s: float = 30.0,
         path: StreamPath = "auto",
-    ) -> AsyncIterator[list[MxEvent]]:
+    ) -> AsyncGenerator[list[MxEvent], None]:
         """The session's events in lists (no per-event await): one list per StreamEventBatches
         message, or, where the gateway lacks that rpc, one list per drain of StreamEvents
         messages that arrived together. Semantics and ``path`` as ``stream_events``."""

@@ -12,6 +12,7 @@ lists) are thin loops over it in ``Session``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
@@ -109,16 +110,40 @@ async def event_lists(
     if not 0 <= max_batch_events < 2**32:
         raise ValueError("max_batch_events must be in 0 .. 2**32-1")
     check_budget("retry_budget_s", retry_budget_s)
-    client = session._client
     reconnect = Reconnect(
         f"event stream of session {session.session_id}",
         retry_budget_s,
         on_trouble=session._set_stream_trouble,
     )
+    session._active_streams += 1
+    try:
+        async with contextlib.aclosing(
+            _attached(session, prefer, max_batch_events, after_worker_sequence, resume, reconnect)
+        ) as lists:
+            async for events in lists:
+                if session._outcomes:
+                    session._route_outcomes(events)
+                yield events
+    finally:
+        session._active_streams -= 1
+        if session._outcomes and not session._active_streams:
+            # Confirmed writes still wait, and this was the stream that read for them.
+            session._read_outcomes()
+
+
+async def _attached(
+    session: Session,
+    prefer: EventPath,
+    max_batch_events: int,
+    last: int,
+    resume: bool,
+    reconnect: Reconnect,
+) -> AsyncGenerator[list[MxEvent], None]:
+    """The loop of ``event_lists``: attach, read, resume, recover (see there)."""
+    client = session._client
     decode_batch = _codec.impl.decode_event_batch
     decode_event = _codec.impl.decode_event
     handles = session._handles
-    last = after_worker_sequence
     attached_id = session.session_id
     attempts = 0
     refused_since: float | None = None
@@ -151,16 +176,17 @@ async def event_lists(
                 reconnect.healthy()
                 broken: MxGatewayDecodeError | None = None
                 try:
+                    names = session._live_names()
                     if path == "single":
-                        events = [decode_event(raw) for raw in raws]
+                        events = [decode_event(raw, names) for raw in raws]
                     elif len(raws) == 1:
-                        events = decode_batch(raws[0])
+                        events = decode_batch(raws[0], names)
                     else:
-                        events = [e for raw in raws for e in decode_batch(raw)]
+                        events = [e for raw in raws for e in decode_batch(raw, names)]
                 except MxGatewayDecodeError:
                     # Deliver what decoded before the bad message, then end the stream with
                     # the error (resuming would only fetch the same bytes again).
-                    events, broken = _decoded_prefix(raws, path)
+                    events, broken = _decoded_prefix(raws, path, session._live_names())
                 if not events:
                     if broken is not None:
                         raise broken
@@ -237,14 +263,14 @@ async def _recover(
 
 
 def _decoded_prefix(
-    raws: list[bytes], path: EventPath
+    raws: list[bytes], path: EventPath, names: dict[int, str]
 ) -> tuple[list[MxEvent], MxGatewayDecodeError | None]:
     """The events of the messages before the first that does not decode, and its error."""
     decode = _codec.impl.decode_event if path == "single" else _codec.impl.decode_event_batch
     events: list[MxEvent] = []
     for raw in raws:
         try:
-            decoded = decode(raw)
+            decoded = decode(raw, names)
         except MxGatewayDecodeError as error:
             return events, error
         if path == "single":

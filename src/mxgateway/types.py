@@ -27,8 +27,10 @@ __all__ = [
     "AcknowledgeResult",
     "ActiveAlarm",
     "AlarmConditionState",
+    "AlarmFeedResync",
     "AlarmProviderMode",
     "AlarmProviderStatus",
+    "AlarmResyncClear",
     "AlarmSnapshotComplete",
     "AlarmTransition",
     "AlarmTransitionKind",
@@ -44,11 +46,17 @@ __all__ = [
     "MxStatusSource",
     "MxValue",
     "ProtocolStatusCode",
+    "ReadResult",
     "RecoveryFailure",
     "ReplayGap",
     "SessionItem",
     "SessionRecovered",
     "SessionState",
+    "TagChange",
+    "TagValue",
+    "WriteOutcome",
+    "alarm_is_acked",
+    "alarm_is_active",
     "ns_to_datetime",
 ]
 
@@ -199,12 +207,29 @@ class AlarmTransitionKind(enum.IntEnum):
 
 
 class AlarmConditionState(enum.IntEnum):
-    """State of an alarm condition (ACTIVE means active and unacknowledged)."""
+    """State of an alarm condition, in the contract's names.
+
+    ACTIVE is active and *unacknowledged*; ACTIVE_ACKED active and acknowledged;
+    INACTIVE_UNACKED no longer active but not yet acknowledged. An alarm that is inactive and
+    acknowledged has returned to normal: it is in no alarm state (UNSPECIFIED, e.g. as the
+    ``resulting_state`` of acknowledging an INACTIVE_UNACKED alarm). ``alarm_is_active`` and
+    ``alarm_is_acked`` say it plainly.
+    """
 
     UNSPECIFIED = 0
     ACTIVE = 1
     ACTIVE_ACKED = 2
     INACTIVE_UNACKED = 3
+
+
+def alarm_is_active(state: AlarmConditionState | int) -> bool:
+    """True for ACTIVE (unacknowledged) and ACTIVE_ACKED."""
+    return state in (AlarmConditionState.ACTIVE, AlarmConditionState.ACTIVE_ACKED)
+
+
+def alarm_is_acked(state: AlarmConditionState | int) -> bool:
+    """True for ACTIVE_ACKED, and for an alarm back to normal (inactive and acknowledged)."""
+    return state in (AlarmConditionState.ACTIVE_ACKED, AlarmConditionState.UNSPECIFIED)
 
 
 class AlarmProviderMode(enum.IntEnum):
@@ -320,6 +345,16 @@ class AlarmTransition(msgspec.Struct, frozen=True, gc=False):
         """``transition_timestamp_ns`` as an aware UTC datetime."""
         return ns_to_datetime(self.transition_timestamp_ns)
 
+    @property
+    def is_active(self) -> bool:
+        """True while the alarm condition is active (acknowledged or not)."""
+        return alarm_is_active(self.current_state)
+
+    @property
+    def is_acked(self) -> bool:
+        """True once the alarm is acknowledged (active and acked, or back to normal)."""
+        return alarm_is_acked(self.current_state)
+
 
 class SessionItem(msgspec.Struct, frozen=True, gc=False):
     """An item of a session as the session knows it (``Session.items``): the handles the
@@ -404,6 +439,9 @@ class MxEvent(msgspec.Struct, frozen=True, gc=False):
     session_recovered: SessionRecovered | None = None
     """Set only on the marker a recovering session's stream yields after it reopened the
     session (never on the wire; family UNSPECIFIED, worker_sequence 0, like a ReplayGap)."""
+    tag: str | None = None
+    """The item's definition (``Tag.Attribute``) when the session knows it (events of a
+    ``Session``'s streams; never on the wire). The session's own string, not a copy."""
 
     @property
     def source_timestamp(self) -> datetime | None:
@@ -441,6 +479,36 @@ class MxEvent(msgspec.Struct, frozen=True, gc=False):
         )
 
 
+EMPTY_EVENT = MxEvent(
+    session_id="",
+    family=MxEventFamily.UNSPECIFIED,
+    worker_sequence=0,
+    server_handle=0,
+    item_handle=0,
+    value=None,
+    data_type=MxDataType.UNSPECIFIED,
+    variant_type="",
+    is_null=False,
+    raw_diagnostic="",
+    raw_data_type=0,
+    raw_value=b"",
+    has_value=False,
+    quality=0,
+    source_timestamp_ns=None,
+    statuses=(),
+    worker_timestamp_ns=None,
+    gateway_receive_timestamp_ns=None,
+    hresult=None,
+    raw_status="",
+    replay_gap=None,
+    body="",
+    buffered_data_type=MxDataType.UNSPECIFIED,
+    samples=(),
+    alarm_transition=None,
+)
+"""An event that carries nothing: a base for ``msgspec.structs.replace`` (markers, tests)."""
+
+
 class ActiveAlarm(msgspec.Struct, frozen=True, gc=False):
     """An alarm active now (ActiveAlarmSnapshot), from the alarm feed or QueryActiveAlarms."""
 
@@ -471,6 +539,16 @@ class ActiveAlarm(msgspec.Struct, frozen=True, gc=False):
         """``last_transition_timestamp_ns`` as an aware UTC datetime."""
         return ns_to_datetime(self.last_transition_timestamp_ns)
 
+    @property
+    def is_active(self) -> bool:
+        """True while the alarm condition is active (acknowledged or not)."""
+        return alarm_is_active(self.current_state)
+
+    @property
+    def is_acked(self) -> bool:
+        """True once the alarm is acknowledged (active and acked, or back to normal)."""
+        return alarm_is_acked(self.current_state)
+
 
 class AlarmSnapshotComplete(msgspec.Struct, frozen=True, gc=False):
     """The alarm feed's snapshot of active alarms is complete; live transitions follow."""
@@ -493,9 +571,220 @@ class AlarmProviderStatus(msgspec.Struct, frozen=True, gc=False):
 
 
 class AcknowledgeResult(msgspec.Struct, frozen=True, gc=False):
-    """Outcome of AcknowledgeAlarm."""
+    """Outcome of AcknowledgeAlarm: the state the alarm is in after it.
+
+    ACTIVE_ACKED for an alarm still active; UNSPECIFIED when the acknowledgement returned an
+    inactive alarm to normal (``returned_to_normal``): the contract has no NORMAL state.
+    """
 
     alarm_full_reference: str
     resulting_state: AlarmConditionState
     hresult: int
     statuses: tuple[MxStatus, ...]
+
+    @property
+    def returned_to_normal(self) -> bool:
+        """True when the alarm is no longer in any alarm state (inactive and acknowledged)."""
+        return self.resulting_state == AlarmConditionState.UNSPECIFIED
+
+
+def _error_of(statuses: tuple[MxStatus, ...], hresult: int | None) -> str | None:
+    """The first failing status's text (or the hresult) of an event, else None."""
+    for status in statuses:
+        if not status.ok:
+            return status.diagnostic_text or f"MXAccess status category {status.category}"
+    if hresult is not None and hresult < 0:
+        return f"hresult 0x{hresult & 0xFFFFFFFF:08X}"
+    return None
+
+
+class WriteOutcome(msgspec.Struct, frozen=True, gc=False):
+    """How a confirmed write ended: its ON_WRITE_COMPLETE event, read for you."""
+
+    server_handle: int
+    item_handle: int
+    ok: bool
+    hresult: int | None
+    statuses: tuple[MxStatus, ...]
+    event: MxEvent
+
+    @property
+    def error(self) -> str | None:
+        """What MXAccess said went wrong (None when ``ok``)."""
+        return None if self.ok else _error_of(self.statuses, self.hresult) or "write failed"
+
+
+class ReadResult(msgspec.Struct, frozen=True, gc=False):
+    """One tag of a ReadBulk (``Session.read_bulk``), with its value as a Python value.
+
+    The fields keep BulkReadResult's names; ``value`` is the converted value (as
+    ``MxEvent.value``) and ``source_timestamp_ns`` integer nanoseconds (``source_timestamp`` an
+    aware datetime). ``raw`` is the generated BulkReadResult, for those who want the protobuf.
+    """
+
+    tag_address: str
+    item_handle: int
+    was_successful: bool
+    was_cached: bool
+    value: Any
+    data_type: MxDataType
+    quality: int
+    source_timestamp_ns: int | None
+    error_message: str
+    hresult: int
+    statuses: tuple[MxStatus, ...]
+    raw: Any
+
+    @property
+    def source_timestamp(self) -> datetime | None:
+        """``source_timestamp_ns`` as an aware UTC datetime."""
+        return ns_to_datetime(self.source_timestamp_ns)
+
+    @property
+    def is_good(self) -> bool:
+        """True for OPC DA good quality (192..255)."""
+        return (self.quality & 0xC0) == 0xC0
+
+
+class TagValue(msgspec.Struct, frozen=True, gc=False):
+    """One tag read by name (``GatewayClient.read``): its value as a Python value, or why not.
+
+    ``error`` is None when the read succeeded; a tag the gateway does not know, or one MXAccess
+    could not read, has ``value`` None and the reason in ``error`` (the other tags of the same
+    call are unaffected).
+    """
+
+    tag: str
+    value: Any
+    data_type: MxDataType
+    quality: int
+    timestamp_ns: int | None
+    error: str | None
+    cached: bool
+    statuses: tuple[MxStatus, ...]
+
+    @property
+    def ok(self) -> bool:
+        """True when the read succeeded."""
+        return self.error is None
+
+    @property
+    def timestamp(self) -> datetime | None:
+        """The source timestamp as an aware UTC datetime."""
+        return ns_to_datetime(self.timestamp_ns)
+
+    @property
+    def is_good(self) -> bool:
+        """True for OPC DA good quality (192..255)."""
+        return (self.quality & 0xC0) == 0xC0
+
+
+class TagChange(msgspec.Struct, frozen=True, gc=False):
+    """One change of a subscribed tag (``GatewayClient.subscribe``), or a notice.
+
+    A tag the gateway does not know (or cannot advise) arrives once as a change whose
+    ``error`` says so, with ``value`` None. Stream-wide notices (events lost to a ReplayGap or a
+    session recovery) have ``tag`` ``"*"`` and the reason in ``error``. ``event`` is the MxEvent
+    it came from.
+    """
+
+    tag: str
+    value: Any
+    data_type: MxDataType
+    quality: int
+    timestamp_ns: int | None
+    error: str | None
+    event: MxEvent | None
+
+    @property
+    def ok(self) -> bool:
+        """True for a change without an error."""
+        return self.error is None
+
+    @property
+    def timestamp(self) -> datetime | None:
+        """The source timestamp as an aware UTC datetime."""
+        return ns_to_datetime(self.timestamp_ns)
+
+    @property
+    def is_good(self) -> bool:
+        """True for OPC DA good quality (192..255)."""
+        return (self.quality & 0xC0) == 0xC0
+
+
+class AlarmFeedResync(msgspec.Struct, frozen=True, gc=False):
+    """The resuming alarm feed is back after a cut or a gateway restart.
+
+    The gateway has no resume token for the feed: every reconnect starts with a fresh
+    snapshot, which the client compares with what it has already given the consumer. This
+    marker comes first; exactly ``appeared + changed + cleared`` items follow, then the
+    provider status (only when it differs from the last one given), then live transitions.
+    The items: an ``AlarmResyncClear`` for each alarm given as active that the gateway no
+    longer lists (or lists as a new occurrence); an ``ActiveAlarm`` for each alarm that
+    appeared or whose state (acknowledgement included) changed. Alarms active and unchanged
+    are not repeated. What happened in between (several transitions of one alarm) is not
+    replayed: only the net difference.
+    """
+
+    reason: str
+    """Why the feed was lost (the last error while reconnecting, e.g. ``UNAVAILABLE: ...``)."""
+    down_since_ns: int
+    """When the feed was lost (wall clock, ns since the epoch)."""
+    outage_ns: int
+    """How long the feed was down: from the loss to the fresh snapshot being complete."""
+    attempts: int
+    """Connection attempts it took (1: the first one succeeded)."""
+    active_alarm_count: int
+    """Alarms active on the gateway now (its snapshot), matching the filter."""
+    appeared: int
+    """``ActiveAlarm`` items that follow for alarms the consumer did not have."""
+    changed: int
+    """``ActiveAlarm`` items that follow for alarms whose state or acknowledgement changed."""
+    cleared: int
+    """``AlarmResyncClear`` items that follow."""
+
+    @property
+    def down_since(self) -> datetime:
+        """``down_since_ns`` as an aware UTC datetime."""
+        return _EPOCH + timedelta(microseconds=self.down_since_ns // 1000)
+
+    @property
+    def outage(self) -> timedelta:
+        """``outage_ns`` as a timedelta."""
+        return timedelta(microseconds=self.outage_ns // 1000)
+
+
+class AlarmResyncClear(msgspec.Struct, frozen=True, gc=False):
+    """An alarm the consumer was given as active that is no longer active: it cleared (and was
+    acknowledged, where that was needed) while the feed was down.
+
+    Only ever yielded right after an ``AlarmFeedResync``; a live clear is an
+    ``AlarmTransition`` with ``transition_kind`` CLEAR. The gateway's snapshot does not say
+    when or how it ended, so this carries what the consumer last knew of the alarm. Also
+    yielded for the old occurrence when the alarm is active again with a different
+    ``original_raise_timestamp`` (it ended, then was raised anew, during the outage): the new
+    occurrence follows as an ``ActiveAlarm``.
+    """
+
+    alarm_full_reference: str
+    source_object_reference: str
+    alarm_type_name: str
+    severity: int
+    category: str
+    description: str
+    previous_state: AlarmConditionState
+    """The state the consumer last had for it."""
+    original_raise_timestamp_ns: int | None
+    """When the occurrence that ended was raised."""
+    resync_timestamp_ns: int
+    """When the reconnect found it gone (wall clock): it ended before this."""
+
+    @property
+    def original_raise_timestamp(self) -> datetime | None:
+        """``original_raise_timestamp_ns`` as an aware UTC datetime."""
+        return ns_to_datetime(self.original_raise_timestamp_ns)
+
+    @property
+    def resync_timestamp(self) -> datetime:
+        """``resync_timestamp_ns`` as an aware UTC datetime."""
+        return _EPOCH + timedelta(microseconds=self.resync_timestamp_ns // 1000)

@@ -2,6 +2,10 @@
 
 ``stream-alarms`` prints one AlarmFeedMessage per line (active alarms, one snapshotComplete,
 a providerStatus, then live transitions) until ``--max-messages`` or ``--timeout`` (exit 0).
+A cut or a gateway restart is reconnected for up to ``--retry-budget`` seconds (then exit 3);
+after a reconnect one ``{"resync": {...}}`` line comes first, then only the differences:
+``{"resyncClear": {...}}`` for alarms that ended meanwhile, ``activeAlarm`` for those that
+appeared or changed state.
 ``query-alarms`` prints one ActiveAlarmSnapshot per line. ``acknowledge-alarm`` prints the
 AcknowledgeAlarmReply; an MXAccess failure (e.g. an unknown reference) exits 1.
 """
@@ -16,6 +20,8 @@ from mxgateway import (
     AcknowledgeResult,
     ActiveAlarm,
     AlarmFeedItem,
+    AlarmFeedResync,
+    AlarmResyncClear,
     AlarmSnapshotComplete,
     AlarmTransition,
 )
@@ -29,7 +35,7 @@ from mxgateway_cli._connection import (
 from mxgateway_cli._exit_codes import EXIT_OK
 from mxgateway_cli._json import acknowledge_dict, active_alarm_dict, alarm_feed_dict
 from mxgateway_cli._output import emit, emit_json, progress
-from mxgateway_cli._streams import consume
+from mxgateway_cli._streams import Trouble, add_retry_budget, consume
 
 __all__ = ["add_alarm_commands"]
 
@@ -55,6 +61,17 @@ def _feed_text(item: AlarmFeedItem) -> str:
             f"{_name(item.transition_kind)} {item.alarm_full_reference} "
             f"-> {_name(item.current_state)} severity={item.severity}"
         )
+    if isinstance(item, AlarmFeedResync):
+        return (
+            f"resync after {item.outage_ns / 1e9:.3f} s ({item.reason}): {item.appeared} "
+            f"appeared, {item.changed} changed, {item.cleared} cleared; "
+            f"{item.active_alarm_count} active"
+        )
+    if isinstance(item, AlarmResyncClear):
+        return (
+            f"cleared-while-disconnected {item.alarm_full_reference} "
+            f"(was {_name(item.previous_state)}) severity={item.severity}"
+        )
     degraded = f" degraded: {item.reason}" if item.degraded else ""
     return f"provider {_name(item.mode)}{degraded}"
 
@@ -68,15 +85,19 @@ async def cmd_stream_alarms(args: argparse.Namespace) -> int:
         else:
             emit(False, None, _feed_text(item))
 
+    trouble = Trouble("the alarm feed")
     async with gateway_client(args) as client:
         await connected(client, args)
         progress("following the alarm feed (Ctrl-C to stop)")
         await consume(
-            client.stream_alarms(args.filter_prefix),
+            client.stream_alarms(
+                args.filter_prefix, retry_budget_s=args.retry_budget, on_trouble=trouble
+            ),
             show,
             max_items=args.max_messages,
             seconds=args.timeout,
         )
+        trouble.check()
     return EXIT_OK
 
 
@@ -119,7 +140,9 @@ def add_alarm_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
         help="follow the central alarm feed, one message per line",
         description=(
             "Print the active alarms, a snapshot-complete marker, the provider status and then "
-            "live transitions, one per line, until --max-messages or --timeout (exit 0)."
+            "live transitions, one per line, until --max-messages or --timeout (exit 0). A cut "
+            "or a gateway restart is reconnected (exit 3 after --retry-budget); then a resync "
+            "line comes first, followed only by what changed meanwhile."
         ),
         parents=[json_parent(), connection_parent(stream=True)],
     )
@@ -132,6 +155,7 @@ def add_alarm_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
     parser.add_argument(
         "--max-messages", type=positive_int, metavar="N", help="stop after N messages"
     )
+    add_retry_budget(parser, "alarm feed")
     parser.set_defaults(handler=cmd_stream_alarms)
 
     parser = commands.add_parser(

@@ -138,7 +138,29 @@ def connection_parent(*, stream: bool = False) -> argparse.ArgumentParser:
     else:
         timeout_help = f"deadline of each call in seconds (default {DEFAULT_TIMEOUT_S:g})"
     group.add_argument("--timeout", type=seconds, metavar="SECONDS", help=timeout_help)
+    parent.add_argument(
+        "--log-level",
+        type=_log_level,
+        default="WARNING",
+        metavar="LEVEL",
+        help=(
+            "library log level on stderr: debug, info, warning (default), error; debug also "
+            "shows gRPC's own log (else quiet unless GRPC_VERBOSITY is set)"
+        ),
+    )
     return parent
+
+
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def _log_level(text: str) -> str:
+    level = text.upper()
+    if level not in _LOG_LEVELS:
+        raise argparse.ArgumentTypeError(
+            f"--log-level must be one of {', '.join(x.lower() for x in _LOG_LEVELS)}"
+        )
+    return level
 
 
 # -- clients ---------------------------------------------------------------------------------

@@ -166,12 +166,15 @@ async def cmd_stream_events(args: argparse.Namespace) -> int:
     """Print a session's events until the bound, the timeout or the end of the stream."""
     if args.item and not args.recover:
         raise UsageError("--item is only used with --recover")
+    if args.duration is not None and args.timeout is not None:
+        raise UsageError("--duration and --timeout are the same bound here: give one")
     async with gateway_client(args) as client:
         session = attach_session(client, args.session_id)
         await connected(client, args)
         progress(f"streaming events of session {args.session_id} (Ctrl-C to stop)")
         loop = asyncio.get_running_loop()
-        deadline = None if args.timeout is None else loop.time() + args.timeout
+        bound = args.duration if args.duration is not None else args.timeout
+        deadline = None if bound is None else loop.time() + bound
         printed = 0
 
         def print_event(event: MxEvent) -> None:
@@ -202,7 +205,7 @@ async def cmd_stream_events(args: argparse.Namespace) -> int:
         if session.stream_trouble is not None:
             raise MxGatewayStreamLostError(
                 f"event stream of session {session.session_id} was still reconnecting at the "
-                f"--timeout bound ({session.stream_trouble})"
+                f"--duration/--timeout bound ({session.stream_trouble})"
             )
     return EXIT_OK
 
@@ -273,6 +276,12 @@ def add_event_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
         "--session-id", required=True, metavar="ID", help="a session opened by open-session"
     )
     parser.add_argument("--max-events", type=positive_int, metavar="N", help="stop after N events")
+    parser.add_argument(
+        "--duration",
+        type=seconds,
+        metavar="SECONDS",
+        help="stop after SECONDS and exit 0 (the same as --timeout for this command)",
+    )
     parser.add_argument(
         "--after-sequence",
         type=uint64,

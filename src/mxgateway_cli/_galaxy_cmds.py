@@ -4,15 +4,17 @@
 Galaxy Repository database); ``galaxy-last-deploy`` the GetLastDeployTimeReply;
 ``galaxy-discover`` one GalaxyObject per line (lazily, page by page); ``galaxy-browse`` one
 ``{"depth", "hasChildren", "object"}`` per line; ``galaxy-watch`` one DeployEvent per line until
-``--max-events`` or ``--timeout`` (exit 0).
+``--max-events`` or ``--timeout`` (exit 0), reconnecting after cuts and restarts for up to
+``--retry-budget`` seconds (then exit 3) without printing a deploy twice.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
-from mxgateway import BrowseNode, DeployEvent, GalaxyObject
+from mxgateway import BrowseNode, DeployEvent, GalaxyObject, MxDataType
 from mxgateway.generated import galaxy_repository_pb2 as gpb
 from mxgateway_cli._connection import (
     connected,
@@ -26,7 +28,7 @@ from mxgateway_cli._connection import (
 from mxgateway_cli._exit_codes import EXIT_FAILURE, EXIT_OK, UsageError
 from mxgateway_cli._json import message_dict
 from mxgateway_cli._output import emit, emit_json, progress
-from mxgateway_cli._streams import consume
+from mxgateway_cli._streams import Trouble, add_retry_budget, consume
 from mxgateway_cli._values import parse_time
 
 __all__ = ["add_galaxy_commands"]
@@ -52,13 +54,41 @@ async def cmd_last_deploy(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _attribute_text(attribute: Any, indent: str) -> str:
+    data_type = attribute.data_type
+    type_name = data_type.name if isinstance(data_type, MxDataType) else f"type {data_type}"
+    if attribute.is_array:
+        type_name += f"[{attribute.array_dimension}]"
+    flags = [
+        flag
+        for flag, on in (("historized", attribute.is_historized), ("alarm", attribute.is_alarm))
+        if on
+    ]
+    extra = f" ({', '.join(flags)})" if flags else ""
+    return f"{indent}  .{attribute.attribute_name}: {type_name}{extra}"
+
+
 def _object_text(obj: GalaxyObject, depth: int = 0) -> str:
     kind = "area" if obj.is_area else f"category {obj.category_id}"
     name = obj.hierarchical_name or obj.contained_name or obj.tag_name
-    line = f"{'  ' * depth}{obj.tag_name} [{kind}] {name}"
-    if obj.attributes:
-        line += f" ({len(obj.attributes)} attributes)"
-    return line
+    indent = "  " * depth
+    lines = [f"{indent}{obj.tag_name} [{kind}] {name}"]
+    lines += [_attribute_text(attribute, indent) for attribute in obj.attributes]
+    return "\n".join(lines)
+
+
+def _say_if_nothing(count: int, args: argparse.Namespace) -> None:
+    """A listing that found nothing says so on stderr (stdout stays parseable), naming the
+    filters that were given."""
+    if count:
+        return
+    given = [
+        f"{flag} {value!r}" if not isinstance(value, bool) else flag
+        for name, flag in _FILTER_FLAGS.items()
+        if name != "page_size" and (value := _filters(args).get(name))
+    ]
+    where = f" matches {', '.join(given)}" if given else " was found"
+    sys.stderr.write(f"mxgw-py {args.command}: no object{where}\n")
 
 
 def _root(args: argparse.Namespace) -> tuple[int | str | None, str | None]:
@@ -106,7 +136,8 @@ async def cmd_discover(args: argparse.Namespace) -> int:
             else:
                 emit(False, None, _object_text(obj))
 
-        await consume(objects, show, max_items=None, seconds=None)
+        count = await consume(objects, show, max_items=None, seconds=None)
+    _say_if_nothing(count, args)
     return EXIT_OK
 
 
@@ -123,9 +154,10 @@ async def cmd_browse(args: argparse.Namespace) -> int:
     async with galaxy_client(args) as galaxy:
         if args.max_depth is None:
             children = galaxy.iter_children(parent, parent_contained_path=path, **_filters(args))
-            await consume(
+            count = await consume(
                 children, lambda pair: show(pair[0], 0, pair[1]), max_items=None, seconds=None
             )
+            _say_if_nothing(count, args)
         else:
             if path is not None:
                 raise UsageError("--max-depth walks from --root or --root-id, not --root-path")
@@ -163,15 +195,21 @@ async def cmd_watch(args: argparse.Namespace) -> int:
             ),
         )
 
+    trouble = Trouble("the deploy watch")
     async with galaxy_client(args) as galaxy:
         await connected(galaxy, args)
         progress("watching Galaxy deploys (Ctrl-C to stop)")
         await consume(
-            galaxy.watch_deploy_events(last_seen_deploy_time=last_seen),
+            galaxy.watch_deploy_events(
+                last_seen_deploy_time=last_seen,
+                retry_budget_s=args.retry_budget,
+                on_trouble=trouble,
+            ),
             show,
             max_items=args.max_events,
             seconds=args.timeout,
         )
+        trouble.check()
     return EXIT_OK
 
 
@@ -252,7 +290,8 @@ def add_galaxy_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
         help="Galaxy deploy events, one per line",
         description=(
             "Print the current deploy state, then one event per deploy, until --max-events "
-            "or --timeout (exit 0)."
+            "or --timeout (exit 0). A cut or a gateway restart is reconnected (exit 3 after "
+            "--retry-budget) from the last deploy printed: none twice, none missed."
         ),
         parents=[json_parent(), connection_parent(stream=True)],
     )
@@ -262,4 +301,5 @@ def add_galaxy_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
         metavar="ISO8601",
         help="deploy time already known (suppresses the first event when it is current)",
     )
+    add_retry_budget(parser, "deploy watch")
     parser.set_defaults(handler=cmd_watch)

@@ -10,27 +10,31 @@ so a struct and the message it came from print the same JSON: one shape everywhe
 from __future__ import annotations
 
 import enum
-from typing import Any
+from typing import Any, cast
 
 import msgspec
+from google.protobuf.duration_pb2 import Duration
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from mxgateway import (
     AcknowledgeResult,
     ActiveAlarm,
     AlarmFeedItem,
+    AlarmFeedResync,
     AlarmProviderStatus,
+    AlarmResyncClear,
     AlarmSnapshotComplete,
     AlarmTransition,
     MxDataType,
     MxEvent,
-    MxEventFamily,
     MxValue,
     encode_event,
     to_mx_value,
 )
 from mxgateway.generated import mxaccess_gateway_pb2 as pb
+from mxgateway.types import EMPTY_EVENT
 
 __all__ = [
     "acknowledge_dict",
@@ -43,35 +47,9 @@ __all__ = [
 
 _NS = 1_000_000_000
 
-# An event that carries nothing: a struct value is encoded as this event's value (by the
-# codec's encode_event, the exact inverse of decoding) and read back as a pb.MxValue.
-_EMPTY_EVENT = MxEvent(
-    session_id="",
-    family=MxEventFamily.UNSPECIFIED,
-    worker_sequence=0,
-    server_handle=0,
-    item_handle=0,
-    value=None,
-    data_type=MxDataType.UNSPECIFIED,
-    variant_type="",
-    is_null=False,
-    raw_diagnostic="",
-    raw_data_type=0,
-    raw_value=b"",
-    has_value=False,
-    quality=0,
-    source_timestamp_ns=None,
-    statuses=(),
-    worker_timestamp_ns=None,
-    gateway_receive_timestamp_ns=None,
-    hresult=None,
-    raw_status="",
-    replay_gap=None,
-    body="",
-    buffered_data_type=MxDataType.UNSPECIFIED,
-    samples=(),
-    alarm_transition=None,
-)
+# A struct value is encoded as the value of an otherwise empty event (by the codec's
+# encode_event, the exact inverse of decoding) and read back as a pb.MxValue.
+_EMPTY_EVENT = EMPTY_EVENT
 
 
 def message_dict(message: Message) -> dict[str, Any]:
@@ -138,8 +116,68 @@ def active_alarm_dict(alarm: ActiveAlarm) -> dict[str, Any]:
     return message_dict(_fill(pb.ActiveAlarmSnapshot(), alarm))
 
 
+def _timestamp_json(ns: int) -> str:
+    stamp = Timestamp()
+    stamp.FromNanoseconds(ns)
+    return stamp.ToJsonString()
+
+
+def _duration_json(ns: int) -> str:
+    duration = Duration()
+    duration.FromNanoseconds(ns)
+    return duration.ToJsonString()
+
+
+def _state_json(state: int) -> str | int:
+    try:
+        return pb.AlarmConditionState.Name(cast(pb.AlarmConditionState, int(state)))
+    except ValueError:
+        return int(state)  # protobuf JSON prints an enum value it does not know as a number
+
+
+def _resync_dict(item: AlarmFeedResync) -> dict[str, Any]:
+    """The reconnect marker, shaped like a feed message arm: ``{"resync": {...}}``."""
+    return {
+        "resync": {
+            "activeAlarmCount": item.active_alarm_count,
+            "appeared": item.appeared,
+            "attempts": item.attempts,
+            "changed": item.changed,
+            "cleared": item.cleared,
+            "downSince": _timestamp_json(item.down_since_ns),
+            "outage": _duration_json(item.outage_ns),
+            "reason": item.reason,
+        }
+    }
+
+
+def _resync_clear_dict(item: AlarmResyncClear) -> dict[str, Any]:
+    """An alarm found gone by a reconnect: ``{"resyncClear": {...}}``."""
+    data: dict[str, Any] = {
+        "alarmFullReference": item.alarm_full_reference,
+        "alarmTypeName": item.alarm_type_name,
+        "category": item.category,
+        "description": item.description,
+        "previousState": _state_json(item.previous_state),
+        "resyncTimestamp": _timestamp_json(item.resync_timestamp_ns),
+        "severity": item.severity,
+        "sourceObjectReference": item.source_object_reference,
+    }
+    if item.original_raise_timestamp_ns is not None:
+        data["originalRaiseTimestamp"] = _timestamp_json(item.original_raise_timestamp_ns)
+    return {"resyncClear": data}
+
+
 def alarm_feed_dict(item: AlarmFeedItem) -> dict[str, Any]:
-    """An alarm feed item as the protobuf JSON of its AlarmFeedMessage (one arm set)."""
+    """An alarm feed item as the protobuf JSON of its AlarmFeedMessage (one arm set).
+
+    The two items of a reconnect, which the gateway never sends, take the same shape with
+    arms of their own: ``{"resync": {...}}`` and ``{"resyncClear": {...}}``.
+    """
+    if isinstance(item, AlarmFeedResync):
+        return _resync_dict(item)
+    if isinstance(item, AlarmResyncClear):
+        return _resync_clear_dict(item)
     message = pb.AlarmFeedMessage()
     arm: Message
     if isinstance(item, ActiveAlarm):

@@ -27,7 +27,7 @@ from mxgateway_cli._connection import (
 from mxgateway_cli._exit_codes import EXIT_OK, UsageError
 from mxgateway_cli._json import message_dict, value_dict
 from mxgateway_cli._output import emit, register_secret
-from mxgateway_cli._values import TYPE_NAMES, data_type_of, parse_time, parse_value
+from mxgateway_cli._values import TYPE_NAMES, data_type_of, infer_type, parse_time, parse_value
 
 __all__ = ["add_session_commands"]
 
@@ -213,7 +213,8 @@ async def _write(args: argparse.Namespace, session: Session, value: Any, dt: MxD
 
 async def cmd_write(args: argparse.Namespace) -> int:
     """Write, Write2, WriteSecured or WriteSecured2 of one value (parsed before connecting)."""
-    value, data_type = parse_value(args.type, args.value, array=args.array)
+    type_name = args.type or infer_type(args.value, array=args.array)
+    value, data_type = parse_value(type_name, args.value, array=args.array)
     if getattr(args, "timestamp", None) is not None:
         _timestamp(args.timestamp)  # a bad timestamp is a usage error before connecting
     async with gateway_client(args) as client:
@@ -238,7 +239,10 @@ async def cmd_read_bulk(args: argparse.Namespace) -> int:
     async with gateway_client(args) as client:
         session = attach_session(client, args.session_id)
         results = await session.read_bulk(args.server_handle, args.item, timeout_ms=args.timeout_ms)
-    _emit_bulk(args, "READ_BULK", results)
+    values = {
+        r.tag_address: f"{r.value!r} quality={r.quality}" for r in results if r.was_successful
+    }
+    _emit_bulk(args, "READ_BULK", [r.raw for r in results], values)
     return EXIT_OK
 
 
@@ -256,8 +260,8 @@ async def cmd_subscribe_bulk(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _entries(args: argparse.Namespace) -> list[tuple[int, Any]]:
-    entries: list[tuple[int, Any]] = []
+def _split_entries(args: argparse.Namespace) -> list[tuple[int, str]]:
+    pairs: list[tuple[int, str]] = []
     for text in args.entry:
         handle_text, sep, value_text = text.partition("=")
         if not sep:
@@ -266,15 +270,32 @@ def _entries(args: argparse.Namespace) -> list[tuple[int, Any]]:
             handle = int32(handle_text)
         except argparse.ArgumentTypeError as exc:
             raise UsageError(f"--entry {text!r}: item handle {exc}") from None
-        value, _ = parse_value(args.type, value_text, array=args.array)
-        entries.append((handle, value))
-    return entries
+        pairs.append((handle, value_text))
+    return pairs
+
+
+def _bulk_type(args: argparse.Namespace, texts: list[str]) -> str:
+    """--type, or the one type every value reads as (integers with decimals: double)."""
+    if args.type:
+        return str(args.type)
+    kinds = {infer_type(text, array=args.array) for text in texts}
+    if kinds <= {"int32", "int64"}:
+        return "int64" if "int64" in kinds else "int32"
+    if kinds <= {"int32", "int64", "double"}:
+        return "double"
+    if len(kinds) == 1:
+        return kinds.pop()
+    raise UsageError(f"the --entry values read as {', '.join(sorted(kinds))}: give --type")
 
 
 async def cmd_write_bulk(args: argparse.Namespace) -> int:
-    """WriteBulk of ``--entry ITEM_HANDLE=VALUE`` pairs (all of ``--type``)."""
-    entries = _entries(args)
-    data_type = data_type_of(args.type)
+    """WriteBulk of ``--entry ITEM_HANDLE=VALUE`` pairs (all of one type)."""
+    pairs = _split_entries(args)
+    type_name = _bulk_type(args, [text for _, text in pairs])
+    entries = [
+        (handle, parse_value(type_name, text, array=args.array)[0]) for handle, text in pairs
+    ]
+    data_type = data_type_of(type_name)
     async with gateway_client(args) as client:
         session = attach_session(client, args.session_id)
         results = await session.write_bulk(
@@ -284,15 +305,27 @@ async def cmd_write_bulk(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _emit_bulk(args: argparse.Namespace, kind: str, results: list[Any]) -> None:
+def _emit_bulk(
+    args: argparse.Namespace,
+    kind: str,
+    results: list[Any],
+    values: dict[str, str] | None = None,
+) -> None:
+    """The results of a bulk as JSON, or a line a tag (or item) in text: its item handle and
+    outcome, and the value read where there is one."""
     dicts = [message_dict(result) for result in results]
     data = _result(args, kind, results=dicts, serverHandle=args.server_handle)
 
     def text() -> str:
         lines = []
         for entry in dicts:
-            status = "ok" if entry.get("wasSuccessful") else f"FAILED {entry.get('errorMessage')}"
-            name = entry.get("tagAddress") or f"item {entry.get('itemHandle')}"
+            tag = entry.get("tagAddress")
+            handle = entry.get("itemHandle")
+            if entry.get("wasSuccessful"):
+                status = (values or {}).get(tag or "", "ok")
+            else:
+                status = f"FAILED {entry.get('errorMessage')}"
+            name = f"{tag} (item {handle})" if tag and handle else tag or f"item {handle}"
             lines.append(f"{name}: {status}")
         return "\n".join(lines)
 
@@ -323,9 +356,12 @@ def _item_handle(parser: argparse.ArgumentParser) -> None:
 def _value_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--type",
-        required=True,
         choices=TYPE_NAMES,
-        help="value type (the element type with --array)",
+        help=(
+            "value type (the element type with --array); default: read from --value "
+            "(true/false bool, an integer int32 or int64, a decimal double, else string; "
+            "times and elapsed times need --type)"
+        ),
     )
     parser.add_argument(
         "--array",

@@ -19,7 +19,7 @@ from typing import Any
 from mxgateway import MxDataType, to_mx_value
 from mxgateway_cli._exit_codes import UsageError
 
-__all__ = ["TYPE_NAMES", "data_type_of", "parse_time", "parse_value"]
+__all__ = ["TYPE_NAMES", "data_type_of", "infer_type", "parse_time", "parse_value"]
 
 _DATA_TYPES: dict[str, MxDataType] = {
     "bool": MxDataType.BOOLEAN,
@@ -139,6 +139,54 @@ def _array(type_name: str, text: str) -> list[Any]:
     if not isinstance(data, list):
         raise UsageError("with --array, --value must be a JSON array")
     return [_element(type_name, item) for item in data]
+
+
+def _infer_scalar(text: str) -> str:
+    stripped = text.strip()
+    if stripped.lower() in ("true", "false"):
+        return "bool"
+    if _INTEGER.fullmatch(stripped):
+        low, high = _RANGES["int32"]
+        return "int32" if low <= int(stripped) <= high else "int64"
+    if _DECIMAL.fullmatch(stripped):
+        return "double"
+    return "string"
+
+
+def _infer_element(item: Any) -> str:
+    if isinstance(item, list):
+        kinds = {_infer_element(inner) for inner in item}
+        return kinds.pop() if len(kinds) == 1 else _widest(kinds)
+    if isinstance(item, bool):
+        return "bool"
+    if isinstance(item, int):
+        low, high = _RANGES["int32"]
+        return "int32" if low <= item <= high else "int64"
+    if isinstance(item, float):
+        return "double"
+    return "string"
+
+
+def _widest(kinds: set[str]) -> str:
+    # Integers and decimals mixed are decimals; anything else mixed is left to the checks.
+    if kinds <= {"int32", "int64", "double"}:
+        return "double" if "double" in kinds else "int64"
+    return sorted(kinds)[0] if kinds else "string"
+
+
+def infer_type(text: str, *, array: bool = False) -> str:
+    """The ``--type`` a ``--value`` reads as when none is given: ``true``/``false`` bool, an
+    integer int32 (int64 beyond int32), a decimal number double, anything else string; for a
+    JSON array, the type of its elements. Times and elapsed times need ``--type``."""
+    if not array:
+        return _infer_scalar(text)
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        return "string"  # _array reports the JSON error
+    if not isinstance(data, list) or not data:
+        return "string" if not isinstance(data, list) else "double"
+    return _infer_element(data)
 
 
 def data_type_of(type_name: str) -> MxDataType:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -142,6 +143,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     _Parser.json_requested = "--json" in arguments
     args = build_parser().parse_args(arguments)  # exits with code 2 on a usage error
     json_mode = bool(getattr(args, "json", False))
+    if args.command not in ("sim", "bench-stream-events") and hasattr(args, "log_level"):
+        logging.basicConfig(
+            level=args.log_level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
+        )
     try:
         result = args.handler(args)
         if asyncio.iscoroutine(result):

@@ -301,3 +301,40 @@ def test_smoke_reference_example_and_its_finally(gateway: Gateway) -> None:
         "smoke", "--item", "Object.Attribute", "--max-events", "5", "--timeout", "0.5", "--json"
     )
     assert "1 of 5 events" in assert_error(slow, 3)
+
+
+def test_write_without_type_reads_it_from_the_value(
+    session: OpenSession, attributes: list[dict[str, Any]]
+) -> None:
+    gw = session.gateway
+    doubles = pick(attributes, 4, array=True)
+    length = doubles["arrayDimension"]
+    # (attribute, --value, --array, the MxValue JSON field read back, its value)
+    cases: list[tuple[dict[str, Any], str, bool, str, Any]] = [
+        (pick(attributes, 1), "true", False, "boolValue", True),
+        (pick(attributes, 2), "-42", False, "int32Value", -42),
+        (pick(attributes, 4), "2.75", False, "doubleValue", 2.75),
+        (pick(attributes, 5), "plain words", False, "stringValue", "plain words"),
+        (doubles, json.dumps([1.5] * length), True, "arrayValue", [1.5] * length),
+    ]
+    tags = [case[0]["reference"] for case in cases]
+    handles = _handles(gw.ok("subscribe-bulk", *session.args(), *(f"--item={t}" for t in tags)))
+    for attr, value, array, _, _ in cases:
+        write = ["write", *session.args(), "--item-handle", str(handles[attr["reference"]])]
+        write += ["--value", value, *(["--array"] if array else [])]
+        assert gw.ok(*write)["kind"] == "MX_COMMAND_KIND_WRITE"
+    read = gw.ok("read-bulk", *session.args(), *(f"--item={tag}" for tag in tags))
+    by_tag = {entry["tagAddress"]: entry["value"] for entry in read["results"]}
+    for attr, _, array, field, expected in cases:
+        value = by_tag[attr["reference"]]
+        if array:
+            assert value["arrayValue"]["doubleValues"] == expected
+        else:
+            assert value[field] == expected, (attr["reference"], value)
+    # Text mode names each tag with its item handle and value.
+    text = gw.run("read-bulk", *session.args(), f"--item={tags[1]}")
+    assert text.code == 0
+    assert text.stdout.strip() == f"{tags[1]} (item {handles[tags[1]]}): -42 quality=192"
+    # Mixed bulk values that do not agree on a type ask for --type.
+    mixed = ["write-bulk", *session.args(), "--entry", "1=true", "--entry", "2=text"]
+    assert "--type" in assert_error(gw.run(*mixed, "--json"), 2)

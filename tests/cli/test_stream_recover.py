@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import re
 from typing import Any
 
 import pytest
@@ -14,7 +16,9 @@ from mxgateway.sim import SimConfig, SimulatedGateway
 from tests.cli.conftest import MXGW, SECRETS
 
 
-async def _start(endpoint: str, session_id: str, *extra: str) -> asyncio.subprocess.Process:
+async def _start(
+    endpoint: str, session_id: str, *extra: str, env: dict[str, str] | None = None
+) -> asyncio.subprocess.Process:
     assert MXGW is not None
     return await asyncio.create_subprocess_exec(
         MXGW,
@@ -28,6 +32,7 @@ async def _start(endpoint: str, session_id: str, *extra: str) -> asyncio.subproc
         *extra,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        env=env,
     )
 
 
@@ -90,3 +95,20 @@ async def test_item_needs_recover(advised: Any) -> None:
     process = await _start(sim.endpoint, session_id, "--item", refs[0])
     await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode == 2
+
+
+_CORE_LOG = re.compile(r"^[DIWEF]\d{4} \d\d:\d\d:\d\d", re.MULTILINE)
+
+
+@pytest.mark.parametrize("debug", [False, True])
+async def test_grpc_core_lines_stay_out_of_cli_output(advised: Any, debug: bool) -> None:
+    sim, session_id, _ = advised
+    extra = ["--log-level", "debug"] if debug else []
+    env = {k: v for k, v in os.environ.items() if k != "GRPC_VERBOSITY"}
+    process = await _start(sim.endpoint, session_id, "--retry-budget", "20", *extra, env=env)
+    await _line(process)
+    await sim.restart()  # a GOAWAY, which gRPC's core logs
+    out, err = await asyncio.wait_for(process.communicate(), 30)
+    text = (out + err).decode()
+    # Asked for debug, gRPC's own log is there (so the quiet default is not an accident).
+    assert bool(_CORE_LOG.search(text)) == debug, text

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from typing import TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
 
 from mxgateway import GalaxyRepositoryClient, MxDataType
+from mxgateway.generated import mxaccess_gateway_pb2_grpc as pb_grpc
 
 T = TypeVar("T")
 
@@ -64,3 +67,16 @@ async def first_matching(
         return await asyncio.wait_for(search(), timeout)
     finally:
         await iterator.aclose()  # type: ignore[attr-defined]
+
+
+async def serve_gateway(servicer: Any, test: Callable[[str], Awaitable[None]]) -> None:
+    """Run ``test(endpoint)`` against a hand-written MxAccessGateway ``servicer`` (a gateway
+    that misbehaves on purpose) on a loopback port, and stop it after."""
+    server = grpc.aio.server()
+    pb_grpc.add_MxAccessGatewayServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        await test(f"127.0.0.1:{port}")
+    finally:
+        await server.stop(None)

@@ -80,3 +80,37 @@ async def test_acknowledge_errors(client: GatewayClient) -> None:
         await client.acknowledge_alarm("")
     with pytest.raises(MxAccessError):
         await client.acknowledge_alarm("NoSuch.Alarm")
+
+
+async def test_states_say_active_and_acked_plainly(
+    client: GatewayClient, sim: SimulatedGateway
+) -> None:
+    reference = _raise_one_alarm(sim)
+    [alarm] = await client.query_active_alarms(reference)
+    assert alarm.is_active and not alarm.is_acked  # ACTIVE: active and unacknowledged
+    acked = await client.acknowledge_alarm(reference)
+    assert acked.resulting_state == AlarmConditionState.ACTIVE_ACKED
+    assert not acked.returned_to_normal
+    [alarm] = await client.query_active_alarms(reference)
+    assert alarm.is_active and alarm.is_acked
+    # Acknowledged while active, it returns to normal once it goes inactive. A fresh one that
+    # goes inactive unacknowledged stays listed until it is acknowledged.
+    sim.set_value(reference, _under(sim, reference))
+    await asyncio.sleep(0.05)
+    assert await client.query_active_alarms(reference) == []
+    sim.set_value(reference, _over(sim.attribute(reference).info))  # type: ignore[union-attr]
+    sim.set_value(reference, _under(sim, reference))
+    [alarm] = await client.query_active_alarms(reference)
+    assert not alarm.is_active and not alarm.is_acked  # INACTIVE_UNACKED
+    normal = await client.acknowledge_alarm(reference)
+    assert normal.returned_to_normal  # the state it is in: none (documented)
+    assert normal.resulting_state == AlarmConditionState.UNSPECIFIED
+
+
+def _under(sim: SimulatedGateway, reference: str) -> object:
+    info = sim.attribute(reference).info  # type: ignore[union-attr]
+    if info.data_type == 2:
+        return False
+    if info.data_type == 3:
+        return int(info.alarm_limit) - 10  # type: ignore[arg-type]
+    return float(info.alarm_limit) - 10.0  # type: ignore[arg-type]

@@ -130,7 +130,7 @@ async def test_first_attach_waits_for_a_leaving_subscriber(
     second = asyncio.create_task(take(session.stream_events(), 2))
     await asyncio.sleep(0.5)
     assert not second.done()  # refused so far, and waiting for the slot
-    await holder.aclose()  # type: ignore[attr-defined]
+    await holder.aclose()
     events = await asyncio.wait_for(second, 10)
     assert len(events) == 2
     await session.close()
@@ -150,7 +150,7 @@ async def test_a_live_second_subscriber_is_refused_after_the_grace(
     assert info.value.grpc_code == "FAILED_PRECONDITION"
     assert "subscriber" in str(info.value)
     assert await anext(holder)  # the first stream is untouched
-    await holder.aclose()  # type: ignore[attr-defined]
+    await holder.aclose()
     await session.close()
 
 

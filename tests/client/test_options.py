@@ -71,3 +71,34 @@ async def test_client_repr_masks_key() -> None:
     ) as c:
         assert "VerySecretPart" not in repr(c)
         assert "mxgw_ops42_***" in repr(c)
+
+
+@pytest.mark.parametrize(
+    ("given", "dialled"),
+    [
+        ("127.0.0.1", "127.0.0.1:5000"),
+        ("gateway01", "gateway01:5000"),
+        ("[::1]", "[::1]:5000"),
+        ("gateway01:5001", "gateway01:5001"),
+        ("dns:///gateway01:5001", "dns:///gateway01:5001"),
+    ],
+)
+def test_an_endpoint_without_a_port_uses_the_gateways_5000(given: str, dialled: str) -> None:
+    assert ClientOptions(endpoint=given).endpoint == dialled
+
+
+async def test_tls_against_a_plaintext_gateway_says_to_use_plaintext() -> None:
+    from mxgateway import MxGatewayTransportError
+    from mxgateway.sim import SimulatedGateway
+
+    async with SimulatedGateway() as sim:
+        async with await GatewayClient.connect(endpoint=sim.endpoint, timeout=5) as client:
+            with pytest.raises(MxGatewayTransportError, match=r"plaintext=True.*--plaintext"):
+                await client.open_session()
+        # And no such hint where TLS is not the problem.
+        async with await GatewayClient.connect(
+            endpoint="127.0.0.1:9", plaintext=True, timeout=2
+        ) as client:
+            with pytest.raises(MxGatewayTransportError) as info:
+                await client.open_session()
+            assert "plaintext=True" not in str(info.value)

@@ -9,7 +9,7 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
@@ -29,7 +29,7 @@ from mxgateway._receivers import ThreadReceiver
 from mxgateway.generated import mxaccess_gateway_pb2 as pb
 from mxgateway.generated import mxaccess_gateway_pb2_grpc as pb_grpc
 from mxgateway.sim import SimConfig, SimulatedGateway
-from tests.client._helpers import take
+from tests.client._helpers import serve_gateway, take
 from tests.hardening.proxy import TcpProxy
 
 _STREAM_EVENTS = "/mxaccess_gateway.v1.MxAccessGateway/StreamEvents"
@@ -87,7 +87,7 @@ async def test_stream_events_runs_on_a_reader_thread(flood: SimulatedGateway) ->
         rest = [await anext(stream) for _ in range(50)]
         sequences = [e.worker_sequence for e in [first, *rest]]
         assert sequences == list(range(sequences[0], sequences[0] + 51))
-        await stream.aclose()  # type: ignore[attr-defined]
+        await stream.aclose()
         assert _reader_threads() == []  # aclose() returns after the thread ended
 
 
@@ -111,7 +111,7 @@ async def _stream_and_stop(session: Session, stop: str) -> None:
         del stream  # the generator is finalized by the loop (as after a plain ``break``)
     elif stop == "aclose":
         await anext(stream)
-        await stream.aclose()  # type: ignore[attr-defined]
+        await stream.aclose()
     elif stop == "cancel":
         got_one = asyncio.Event()
 
@@ -155,7 +155,7 @@ async def test_an_error_ends_thread_and_connection(
         with pytest.raises(MxGatewaySessionNotFoundError):
             async for _ in session.stream_events(path="single"):
                 pass
-        await stream.aclose()  # type: ignore[attr-defined]
+        await stream.aclose()
         await _until(lambda: _reader_threads() == [] and proxy.open_links == 1)
 
 
@@ -237,17 +237,6 @@ class _EndsWithStatus(pb_grpc.MxAccessGatewayServicer):
         await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "session is FAULTED: test")
 
 
-async def _serve(servicer: Any, test: Callable[[str], Awaitable[None]]) -> None:
-    server = grpc.aio.server()
-    pb_grpc.add_MxAccessGatewayServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    try:
-        await test(f"127.0.0.1:{port}")
-    finally:
-        await server.stop(None)
-
-
 @pytest.mark.parametrize("receiver", ["thread", "aio"])
 async def test_a_status_arrives_after_the_messages_sent_before_it(receiver: str) -> None:
     async def test(endpoint: str) -> None:
@@ -263,7 +252,7 @@ async def test_a_status_arrives_after_the_messages_sent_before_it(receiver: str)
                     seen.append(event)
             assert [e.worker_sequence for e in seen] == [1, 2, 3, 4, 5]
 
-    await _serve(_EndsWithStatus(), test)  # type: ignore[abstract]
+    await serve_gateway(_EndsWithStatus(), test)  # type: ignore[abstract]
     assert _reader_threads() == []
 
 
@@ -292,7 +281,7 @@ async def test_the_fallback_is_probed_once_per_client(caplog: pytest.LogCaptureF
                 assert session.event_path == "single"
 
     with caplog.at_level(logging.INFO, logger="mxgateway"):
-        await _serve(_SingleOnly(), test)  # type: ignore[abstract]
+        await serve_gateway(_SingleOnly(), test)  # type: ignore[abstract]
     lines = [r for r in caplog.records if "lacks StreamEventBatches" in r.getMessage()]
     assert len(lines) == 1
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
@@ -26,6 +26,7 @@ from mxgateway._recovery import HandleMap, SessionState
 from mxgateway.generated import mxaccess_gateway_pb2 as pb
 from mxgateway.generated import mxaccess_gateway_pb2_grpc as pb_grpc
 from mxgateway.sim import SimConfig, SimulatedGateway
+from tests.client._helpers import serve_gateway
 from tests.hardening.conftest import find_reference
 
 
@@ -100,6 +101,7 @@ async def test_every_event_knows_its_reference(
     seen: set[str] = set()
     async for event in session.stream_events():
         assert session.reference(event) == by_handle[event.item_handle]
+        assert event.tag == by_handle[event.item_handle]  # filled by the decoder
         seen.add(by_handle[event.item_handle])
         if seen == set(refs):
             break
@@ -203,6 +205,7 @@ async def test_handles_are_mapped_when_the_new_ones_differ(
     for event in _data(events):
         assert event.item_handle in kept.values()
         assert kept[session.reference(event)] == event.item_handle  # type: ignore[index]
+        assert event.tag == session.reference(event)  # named by its live handle
     await session.write(server, kept[writable], 12.25)
     await _within(lambda: sim.attribute(writable).value == 12.25)  # type: ignore[union-attr]
     # A new item gets a handle the caller does not already hold.
@@ -267,17 +270,6 @@ class _Deficient(pb_grpc.MxAccessGatewayServicer):
         return pb.MxCommandReply(protocol_status=ok)
 
 
-async def _serve(servicer: Any, test: Callable[[str], Awaitable[None]]) -> None:
-    server = grpc.aio.server()
-    pb_grpc.add_MxAccessGatewayServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    try:
-        await test(f"127.0.0.1:{port}")
-    finally:
-        await server.stop(None)
-
-
 async def test_a_reply_without_what_it_must_carry_is_a_protocol_error() -> None:
     async def test(endpoint: str) -> None:
         async with await GatewayClient.connect(endpoint=endpoint, plaintext=True) as client:
@@ -294,7 +286,7 @@ async def test_a_reply_without_what_it_must_carry_is_a_protocol_error() -> None:
                 await session.register("no-status")
             assert dict(session.items) == {}  # nothing was recorded from a bad reply
 
-    await _serve(_Deficient(), test)  # type: ignore[abstract]
+    await serve_gateway(_Deficient(), test)  # type: ignore[abstract]
 
 
 # -- closing ----------------------------------------------------------------------------------
@@ -330,3 +322,11 @@ async def test_a_transport_error_keeps_its_cause() -> None:
         assert isinstance(info.value.__cause__, grpc.RpcError)
     finally:
         await client.close()
+
+
+async def test_closing_a_session_the_gateway_lost_succeeds(
+    client: GatewayClient, sim: SimulatedGateway
+) -> None:
+    async with await client.open_session() as session:
+        await sim.restart()  # the gateway forgets the session
+    assert session.closed  # async with exited cleanly

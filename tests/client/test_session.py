@@ -95,7 +95,7 @@ async def test_write_after_advise_completes_and_changes_value(
         assert complete.item_handle == item
         results = await session.read_bulk(server, [reference])
     assert results[0].was_successful
-    assert results[0].value.double_value == 42.25
+    assert results[0].value == 42.25
 
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
@@ -111,7 +111,7 @@ async def test_non_finite_write_rejected_before_sending(
             await session.write(server, item, bad)
         # Nothing was written: the value is still a finite generated one.
         results = await session.read_bulk(server, [reference])
-        assert math.isfinite(results[0].value.double_value)
+        assert math.isfinite(results[0].value)
 
 
 async def test_out_of_range_int_rejected(client: GatewayClient) -> None:
@@ -162,7 +162,8 @@ async def test_bulk_family_keeps_failures_in_results(
         assert stamped[0].was_successful
         read = await session.read_bulk(server, [double_ref], timeout_ms=500)
         assert read[0].was_cached
-        assert read[0].value.double_value == 8.5
+        assert read[0].value == 8.5
+        assert read[0].raw.value.double_value == 8.5  # the protobuf stays reachable
         assert all(r.was_successful for r in await session.unadvise_item_bulk(server, handles))
         assert all(r.was_successful for r in await session.remove_item_bulk(server, handles))
         assert (await session.unsubscribe_bulk(server, [double_item]))[0].was_successful

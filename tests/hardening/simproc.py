@@ -9,7 +9,8 @@ serves. Each further stdin line is a JSON call of a SimulatedGateway test contro
 ``{"error": "..."}``. ``hold_commands`` makes the workers of the given sessions (default: every
 open session) busy, taking each session's command lock, until ``release_commands``;
 ``pending_commands`` maps each session to its count of commands in flight; ``subscribed``
-says whether a session has an event stream attached (an overflow detaches it). End of stdin (or
+says whether a session has an event stream attached (an overflow detaches it); ``redeploy``
+deploys the Galaxy (DeployEvents follow). End of stdin (or
 SIGTERM) stops it.
 
 In the test process, ``async with SimProcess(rate=100.0) as sim:`` starts one; ``sim.endpoint``
@@ -43,6 +44,7 @@ _CALLS = frozenset(
         "release_commands",
         "pending_commands",
         "subscribed",
+        "redeploy",
     }
 )
 

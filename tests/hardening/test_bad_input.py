@@ -309,7 +309,7 @@ async def test_unknown_handles_are_mxaccess_errors_and_the_session_carries_on(
         events = session.stream_events()
         event = await asyncio.wait_for(anext(events), 10)
         assert event.item_handle == item
-        await events.aclose()  # type: ignore[attr-defined]
+        await events.aclose()
         await session.close()
 
 

@@ -103,7 +103,7 @@ async def test_no_secret_in_reprs_logs_or_exceptions(caplog: pytest.LogCaptureFi
             await asyncio.wait_for(anext(events), 10)
             sim.drop_streams()
             await asyncio.wait_for(anext(events), 10)
-            await events.aclose()  # type: ignore[attr-defined]
+            await events.aclose()
             await session.close()
             texts.append(repr(session))
         for key in (UNKNOWN_KEY, "mxgw_bad", f"x{KEY}"):  # unknown, malformed, malformed

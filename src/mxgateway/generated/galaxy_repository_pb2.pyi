@@ -1,3 +1,4 @@
+from mxgateway.types import MxDataType as _MxDataType
 import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
@@ -157,6 +158,8 @@ class GalaxyAttribute(_message.Message):
     is_historized: bool
     is_alarm: bool
     def __init__(self, attribute_name: _Optional[str] = ..., full_tag_reference: _Optional[str] = ..., mx_data_type: _Optional[int] = ..., is_array: _Optional[bool] = ..., array_dimension: _Optional[int] = ..., mx_attribute_category: _Optional[int] = ..., security_classification: _Optional[int] = ..., is_configured: _Optional[bool] = ..., description: _Optional[str] = ..., is_historized: _Optional[bool] = ..., is_alarm: _Optional[bool] = ...) -> None: ...
+    @property
+    def data_type(self) -> _MxDataType | int: ...  # added by mxgateway._galaxy
 
 class WatchDeployEventsRequest(_message.Message):
     __slots__ = ("last_seen_deploy_time",)

@@ -323,6 +323,11 @@ class AlarmManager:
         for subscriber in list(self._subscribers):
             subscriber.close()
 
+    def reopen(self) -> None:
+        """Serve feeds again after :meth:`close` (the simulator restarted); the alarms kept
+        their states, as the plant did."""
+        self._closed = False
+
     def add_transition_listener(
         self, listener: Callable[[pb.OnAlarmTransitionEvent], None]
     ) -> None:

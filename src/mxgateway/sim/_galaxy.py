@@ -631,6 +631,11 @@ class Galaxy:
         for watcher in list(self._watchers):
             watcher.push(event)
 
+    def restart_deploy_sequence(self) -> None:
+        """The gateway restarted: DeployEvent.sequence counts from 1 again (it is monotonic per
+        gateway start, contract.md); the deploy itself, and its time, are unchanged."""
+        self._deploy_sequence = 1
+
     def add_deploy_watcher(self, capacity: int = 256) -> _DeployWatcher:
         """Register a subscriber that receives every later DeployEvent (call in the loop).
 

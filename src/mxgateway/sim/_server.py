@@ -104,8 +104,11 @@ class SimulatedGateway:
         if self._started:
             raise RuntimeError("the simulated gateway is already running")
         config = self.config
+        restarting = self.galaxy is not None
         self._build_model()
         assert self._plant is not None
+        if restarting:
+            self._restarted()
         auth = Authenticator(config.api_keys)
         registry = SessionRegistry(config, self._plant)
         service = GatewayService(config, registry, auth, cast(AlarmHandlers | None, self.alarms))
@@ -159,6 +162,16 @@ class SimulatedGateway:
             "tls" if config.tls else "plaintext",
             "on" if config.auth_enabled else "off",
         )
+
+    def _restarted(self) -> None:
+        # The plant and the Galaxy outlive a gateway restart; what belongs to the gateway
+        # process starts afresh: the alarm feed serves again, deploy sequences count from 1.
+        reopen = getattr(self.alarms, "reopen", None)
+        if callable(reopen):
+            reopen()
+        restart_sequence = getattr(self.galaxy, "restart_deploy_sequence", None)
+        if callable(restart_sequence):
+            restart_sequence()
 
     async def stop(self, grace: float | None = None) -> None:
         """Stop serving (streams end), close every session, stop the background tasks."""
