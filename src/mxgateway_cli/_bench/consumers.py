@@ -115,13 +115,13 @@ class _CountingCodec(types.ModuleType):
         decode_event = inner.decode_event
         decode_event_batch = inner.decode_event_batch
 
-        def counted_event(data: bytes) -> MxEvent:
+        def counted_event(data: bytes, *rest: Any) -> MxEvent:
             self.total += len(data)
-            return decode_event(data)  # type: ignore[no-any-return]
+            return decode_event(data, *rest)  # type: ignore[no-any-return]
 
-        def counted_batch(data: bytes) -> list[MxEvent]:
+        def counted_batch(data: bytes, *rest: Any) -> list[MxEvent]:
             self.total += len(data)
-            return decode_event_batch(data)  # type: ignore[no-any-return]
+            return decode_event_batch(data, *rest)  # type: ignore[no-any-return]
 
         self.decode_event = counted_event
         self.decode_event_batch = counted_batch
