@@ -28,7 +28,7 @@ from mxgateway_cli._bench.simulator import (
     simulator_tags,
 )
 from mxgateway_cli._bench.stats import StreamStats, summary
-from mxgateway_cli._connection import DEFAULT_TIMEOUT_S, resolve_api_key, seconds
+from mxgateway_cli._connection import DEFAULT_TIMEOUT_S, _integer, resolve_api_key, seconds
 from mxgateway_cli._exit_codes import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
@@ -135,13 +135,7 @@ def _warmup_seconds(text: str) -> float:
 
 
 def _bounded_int(text: str, low: int, high: int) -> int:
-    try:
-        value = int(text.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if not low <= value <= high:
-        raise argparse.ArgumentTypeError(f"{value} is outside {low}..{high}")
-    return value
+    return _integer(text, low, high, f"{low}..{high}")
 
 
 def _items(text: str) -> int:
