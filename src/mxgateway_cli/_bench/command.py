@@ -597,8 +597,11 @@ def human(report: dict[str, Any]) -> str:
     rate = report.get("rateEventsPerSecond")
     if rate is not None:
         lines.append(
-            f"fixed rate: the simulator produces {rate:,.0f} events/s per session; events/s "
-            "is bounded by that rate-limited source, not by the client (read latency and CPU)"
+            _wrap(
+                f"fixed rate: the simulator produces {rate:,.0f} events/s per session; events/s "
+                "is bounded by that rate-limited source, not by the client (read the latency "
+                "and the CPU per event)"
+            )
         )
     lines.append(
         f"{'consumer':<22} {'events/s':>12} {'messages/s':>12} {'MB/s':>7} "
