@@ -107,13 +107,15 @@ class ThreadReceiver:
             multicallable: Any = channel.unary_stream(
                 self._method, request_serializer=None, response_deserializer=None
             )
-            for message in multicallable(
-                self._request, metadata=self._metadata, timeout=self._timeout
-            ):
+            call = multicallable(self._request, metadata=self._metadata, timeout=self._timeout)
+            try:
                 # Once closed, read on to the call's end (CANCELLED, moments after the channel
                 # was closed): a single-threaded call left with a receive pending keeps its
                 # connection open.
-                self._offer(message)
+                for message in call:
+                    self._offer(message)
+            finally:
+                _finish(call)
         except grpc.RpcError as exc:
             # A sync call's error is the call itself: keeping it would keep the connection.
             error = CallError.of(exc)
@@ -222,6 +224,29 @@ class CallError(grpc.RpcError):
     def details(self) -> str:
         """The call's status details."""
         return self._details
+
+
+def _finish(call: Any) -> None:
+    """Take the operations a single-threaded call has left on its queue.
+
+    Such a call keeps its channel alive until every operation it started was taken: the send
+    operations of a call that failed before it was sent, the status of one that was
+    cancelled. Left there, a closed channel goes on reconnecting and holds a connection open
+    for good (grpcio 1.85: one leaked connection per reconnect of a stream). The rendezvous has
+    no public way to take them, hence its private ``_state.due`` and ``_consume_next_event``;
+    a gRPC without them has nothing to take.
+    """
+    state = getattr(call, "_state", None)
+    consume = getattr(call, "_consume_next_event", None)
+    if state is None or consume is None:
+        return
+    for _ in range(16):  # each call starts at most a handful of operations
+        if not getattr(state, "due", None):
+            return
+        try:
+            consume()
+        except Exception:
+            return
 
 
 def _wake(waiter: asyncio.Future[None]) -> None:

@@ -22,6 +22,18 @@ from mxgateway.generated import mxaccess_gateway_pb2 as pb
 from mxgateway.generated import mxaccess_gateway_pb2_grpc as pb_grpc
 from mxgateway.sim import SimConfig, SimulatedGateway
 from tests.client._helpers import take
+from tests.client.conftest import API_KEY
+from tests.streams import MODES, StreamMode, connect, event_lists
+
+
+@pytest.fixture(params=MODES)
+async def mode_client(
+    request: pytest.FixtureRequest, sim: SimulatedGateway
+) -> AsyncIterator[tuple[StreamMode, GatewayClient]]:
+    """A client of ``sim`` for each way a stream runs (see tests/streams.py)."""
+    mode: StreamMode = request.param
+    async with await connect(mode, sim.endpoint, api_key=API_KEY) as client:
+        yield mode, client
 
 
 async def _advised_session(client: GatewayClient, sim: SimulatedGateway, items: int = 2) -> Session:
@@ -60,13 +72,14 @@ async def test_raw_stream_matches_struct_stream(
 
 
 async def test_resume_after_cut_loses_and_doubles_nothing(
-    client: GatewayClient, sim: SimulatedGateway
+    mode_client: tuple[StreamMode, GatewayClient], sim: SimulatedGateway
 ) -> None:
+    mode, client = mode_client
     session = await _advised_session(client, sim, items=4)
     seen: list[MxEvent] = []
 
     async def consume() -> None:
-        async for batch in session.stream_event_batches(retry_budget_s=10):
+        async for batch in event_lists(session, mode, retry_budget_s=10):
             seen.extend(batch)
             if len(seen) >= 60:
                 return
@@ -80,18 +93,20 @@ async def test_resume_after_cut_loses_and_doubles_nothing(
     await session.close()
 
 
-async def test_replay_gap_is_a_typed_item() -> None:
+@pytest.mark.parametrize("mode", MODES)
+async def test_replay_gap_is_a_typed_item(mode: StreamMode) -> None:
     config = SimConfig(rate=200.0, replay_capacity=8)
     async with (
         SimulatedGateway(config) as sim,
-        await GatewayClient.connect(endpoint=sim.endpoint, plaintext=True) as client,
+        await connect(mode, sim.endpoint) as client,
     ):
         session = await _advised_session(client, sim, items=2)
-        first = await take(session.stream_events(), 1)
+        first = await take(session.stream_events(path=mode.path), 1)
         sim.step_values(20)  # far more events than the ring keeps
         await asyncio.sleep(0.2)
         events = await take(
-            session.stream_events(after_worker_sequence=first[0].worker_sequence), 2
+            session.stream_events(after_worker_sequence=first[0].worker_sequence, path=mode.path),
+            2,
         )
         gap = events[0].replay_gap
         assert gap is not None
@@ -101,13 +116,14 @@ async def test_replay_gap_is_a_typed_item() -> None:
 
 
 async def test_cancelling_consumer_cancels_call(
-    client: GatewayClient, sim: SimulatedGateway
+    mode_client: tuple[StreamMode, GatewayClient], sim: SimulatedGateway
 ) -> None:
+    mode, client = mode_client
     session = await _advised_session(client, sim)
     got_one = asyncio.Event()
 
     async def consume() -> None:
-        async for _ in session.stream_events():
+        async for _ in session.stream_events(path=mode.path):
             got_one.set()
 
     task = asyncio.create_task(consume())
@@ -116,18 +132,19 @@ async def test_cancelling_consumer_cancels_call(
     with pytest.raises(asyncio.CancelledError):
         await task
     # The gateway saw the subscriber leave: a new stream is accepted (not FAILED_PRECONDITION).
-    events = await take(session.stream_events(), 1)
+    events = await take(session.stream_events(path=mode.path), 1)
     assert events
     await session.close()
 
 
 async def test_first_attach_waits_for_a_leaving_subscriber(
-    client: GatewayClient, sim: SimulatedGateway
+    mode_client: tuple[StreamMode, GatewayClient], sim: SimulatedGateway
 ) -> None:
+    mode, client = mode_client
     session = await _advised_session(client, sim)
-    holder = session.stream_events()
+    holder = session.stream_events(path=mode.path)
     await anext(holder)  # attached: the session's one subscriber slot is taken
-    second = asyncio.create_task(take(session.stream_events(), 2))
+    second = asyncio.create_task(take(session.stream_events(path=mode.path), 2))
     await asyncio.sleep(0.5)
     assert not second.done()  # refused so far, and waiting for the slot
     await holder.aclose()
@@ -137,15 +154,16 @@ async def test_first_attach_waits_for_a_leaving_subscriber(
 
 
 async def test_a_live_second_subscriber_is_refused_after_the_grace(
-    client: GatewayClient, sim: SimulatedGateway
+    mode_client: tuple[StreamMode, GatewayClient], sim: SimulatedGateway
 ) -> None:
+    mode, client = mode_client
     session = await _advised_session(client, sim)
-    holder = session.stream_event_batches()
+    holder = event_lists(session, mode)
     await anext(holder)
     loop = asyncio.get_running_loop()
     started = loop.time()
     with pytest.raises(MxGatewayProtocolError) as info:
-        await take(session.stream_event_batches(), 1)
+        await take(event_lists(session, mode), 1)
     assert loop.time() - started >= 1.5  # it waited for the slot before giving up
     assert info.value.grpc_code == "FAILED_PRECONDITION"
     assert "subscriber" in str(info.value)
@@ -154,20 +172,24 @@ async def test_a_live_second_subscriber_is_refused_after_the_grace(
     await session.close()
 
 
-async def test_stream_of_unknown_session_is_typed(client: GatewayClient) -> None:
+async def test_stream_of_unknown_session_is_typed(
+    mode_client: tuple[StreamMode, GatewayClient],
+) -> None:
+    mode, client = mode_client
     session = await client.open_session()
     await session.close()
     with pytest.raises(MxGatewaySessionNotFoundError):
-        await take(session.stream_events(), 1)
+        await take(session.stream_events(path=mode.path), 1)
 
 
-async def test_gateway_gone_gives_up_within_budget() -> None:
+@pytest.mark.parametrize("mode", MODES)
+async def test_gateway_gone_gives_up_within_budget(mode: StreamMode) -> None:
     sim = SimulatedGateway(SimConfig(rate=50.0))
     await sim.start()
-    client = await GatewayClient.connect(endpoint=sim.endpoint, plaintext=True)
+    client = await connect(mode, sim.endpoint)
     try:
         session = await _advised_session(client, sim)
-        stream = session.stream_events(retry_budget_s=1.0)
+        stream = session.stream_events(retry_budget_s=1.0, path=mode.path)
         await anext(stream)
         await sim.stop()
         loop = asyncio.get_running_loop()

@@ -294,3 +294,33 @@ async def test_stream_events_uses_batches_when_offered(flood: SimulatedGateway) 
         sequences = [e.worker_sequence for e in events]
         assert sequences == list(range(sequences[0], sequences[0] + 30))
         assert _reader_threads() == []  # batches are read on the loop
+
+
+async def test_reconnects_during_an_outage_leave_no_connection_behind(
+    flood: SimulatedGateway, proxy: TcpProxy
+) -> None:
+    # Each reconnect attempt of the thread receiver is a channel of its own; one that failed
+    # (nothing listening) must not go on reconnecting after it was closed.
+    client = await GatewayClient.connect(endpoint=proxy.endpoint, plaintext=True)
+    session = await _session(client, flood)
+    seen: list[MxEvent] = []
+
+    async def consume() -> None:
+        async for events in session.stream_event_batches(path="single", retry_budget_s=20):
+            seen.extend(events)
+
+    task = asyncio.create_task(consume())
+    await _until(lambda: len(seen) > 50)
+    proxy.refuse()
+    await asyncio.sleep(1.0)  # several failed attempts
+    proxy.accept()
+    mark = len(seen)
+    await _until(lambda: len(seen) > mark + 100, within=10)
+    await asyncio.sleep(0.5)
+    assert proxy.open_links == 2  # the commands' connection and the stream's, nothing else
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await session.close()
+    await client.close()
+    await _until(lambda: proxy.open_links == 0)

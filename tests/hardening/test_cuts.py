@@ -25,6 +25,7 @@ from tests.hardening.conftest import (
     sequences,
 )
 from tests.hardening.proxy import TcpProxy
+from tests.streams import MODES, StreamMode, connect, event_lists
 
 CUTS = 10
 
@@ -37,24 +38,20 @@ async def _wait_for(predicate: object, within: float = 20.0) -> None:
         await asyncio.sleep(0.01)
 
 
-async def _consume(session: Session, path: str, seen: list[MxEvent]) -> None:
-    if path == "batches":
-        async for batch in session.stream_event_batches(retry_budget_s=20):
-            seen.extend(batch)
-    else:
-        async for event in session.stream_events(retry_budget_s=20):
-            seen.append(event)
+async def _consume(session: Session, mode: StreamMode, seen: list[MxEvent]) -> None:
+    async for batch in event_lists(session, mode, retry_budget_s=20):
+        seen.extend(batch)
 
 
-@pytest.mark.parametrize("path", ["batches", "single"])
+@pytest.mark.parametrize("mode", MODES)
 async def test_repeated_cuts_lose_and_double_nothing(
-    sim: SimulatedGateway, proxy: TcpProxy, path: str
+    sim: SimulatedGateway, proxy: TcpProxy, mode: StreamMode
 ) -> None:
     before = asyncio.all_tasks()
-    client = await GatewayClient.connect(endpoint=proxy.endpoint, plaintext=True)
+    client = await connect(mode, proxy.endpoint)
     session = await advised_session(client, sim, items=20)  # about 1,000 events/s
     seen: list[MxEvent] = []
-    consumer = asyncio.create_task(_consume(session, path, seen))
+    consumer = asyncio.create_task(_consume(session, mode, seen))
     for _ in range(CUTS):
         # Each cut hits a live stream: new events arrived since the last one.
         mark = len(seen) + 100
@@ -76,7 +73,8 @@ async def test_repeated_cuts_lose_and_double_nothing(
     await assert_no_new_tasks(before)  # the consumer, its calls, the proxy's relays: all gone
 
 
-async def test_cuts_beyond_the_replay_ring_are_reported_never_silent() -> None:
+@pytest.mark.parametrize("mode", MODES)
+async def test_cuts_beyond_the_replay_ring_are_reported_never_silent(mode: StreamMode) -> None:
     # The gateway's default ring (1,024 events) and a high rate: what was in flight at a cut
     # may be older than the ring. Then a ReplayGap arrives, and every sequence is either
     # received once or inside a reported gap.
@@ -84,11 +82,11 @@ async def test_cuts_beyond_the_replay_ring_are_reported_never_silent() -> None:
     async with (
         SimulatedGateway(config) as sim,
         TcpProxy(sim.endpoint) as proxy,
-        await GatewayClient.connect(endpoint=proxy.endpoint, plaintext=True) as client,
+        await connect(mode, proxy.endpoint) as client,
     ):
         session = await advised_session(client, sim, items=50)  # about 5,000 events/s
         seen: list[MxEvent] = []
-        consumer = asyncio.create_task(_consume(session, "batches", seen))
+        consumer = asyncio.create_task(_consume(session, mode, seen))
         for _ in range(5):
             mark = len(seen) + 500
             await _wait_for(lambda m=mark: len(seen) >= m)

@@ -23,6 +23,7 @@ from mxgateway.sim import SimConfig, SimulatedGateway
 from mxgateway.sim._galaxy import Galaxy
 from tests.hardening.proxy import TcpProxy
 from tests.hardening.simproc import SimProcess
+from tests.streams import MODES, StreamMode, connect, event_lists
 
 ITEMS = 100
 RATE = 400.0  # steps per second per item: about 40,000 events/s
@@ -41,20 +42,18 @@ async def _count(stream: AsyncIterator[object], batches: bool) -> int:
 
 
 @pytest.mark.parametrize("policy", ["fail_fast", "disconnect_subscriber"])
-@pytest.mark.parametrize("path", ["batches", "single"])
+@pytest.mark.parametrize("mode", MODES)
 async def test_paused_consumer_overflows_with_a_typed_error_and_bounded_memory(
-    policy: str, path: str
+    policy: str, mode: StreamMode
 ) -> None:
     references = Galaxy(60, 1).sample_references(ITEMS)
     async with (
         SimProcess(rate=RATE, galaxy_size=60, queue_capacity=CAPACITY, queue_policy=policy) as sim,
-        await GatewayClient.connect(endpoint=sim.endpoint, plaintext=True) as client,
+        await connect(mode, sim.endpoint) as client,
     ):
         session = await client.open_session()
         server = await session.register("slow")
-        stream: AsyncIterator[object] = (
-            session.stream_event_batches() if path == "batches" else session.stream_events()
-        )
+        stream: AsyncIterator[object] = event_lists(session, mode)
         # The client's memory is traced under one policy (it does not depend on the policy,
         # and tracing slows the pure-Python codec run several times over).
         measure = policy == "fail_fast"
@@ -77,7 +76,7 @@ async def test_paused_consumer_overflows_with_a_typed_error_and_bounded_memory(
                 assert loop.time() < deadline, "the queue never overflowed"
                 await asyncio.sleep(0.1)
             with pytest.raises(MxGatewayEventQueueOverflowError) as info:
-                await asyncio.wait_for(_count(stream, path == "batches"), 30)
+                await asyncio.wait_for(_count(stream, True), 30)
             peak = tracemalloc.get_traced_memory()[1] - base
         finally:
             tracemalloc.stop()
