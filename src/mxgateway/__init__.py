@@ -4,6 +4,8 @@ Public names are re-exported here from private modules; ``__all__`` is explicit 
 (a test checks it).
 """
 
+import logging as _logging
+
 from mxgateway._alarm_feed import AlarmFeedItem
 from mxgateway._client import GatewayClient
 from mxgateway._codec import (
@@ -34,6 +36,7 @@ from mxgateway._galaxy import BrowseNode, GalaxyRepositoryClient
 from mxgateway._loop import preferred_event_loop, run
 from mxgateway._options import ClientOptions, EventReceiver
 from mxgateway._session import Session, StreamPath
+from mxgateway._stats import LATENCY_BUCKETS_S, StreamStats
 from mxgateway._version import __version__
 from mxgateway.generated.galaxy_repository_pb2 import (
     DeployEvent,
@@ -75,7 +78,11 @@ from mxgateway.types import (
     ns_to_datetime,
 )
 
+# A library logs; the application decides where to (no "No handlers could be found").
+_logging.getLogger("mxgateway").addHandler(_logging.NullHandler())
+
 __all__ = [
+    "LATENCY_BUCKETS_S",
     "AcknowledgeResult",
     "ActiveAlarm",
     "AlarmConditionState",
@@ -128,6 +135,7 @@ __all__ = [
     "SessionRecovered",
     "SessionState",
     "StreamPath",
+    "StreamStats",
     "TagChange",
     "TagValue",
     "WriteOutcome",

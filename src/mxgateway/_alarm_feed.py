@@ -45,7 +45,7 @@ __all__ = [
     "follow_alarm_feed",
 ]
 
-logger = logging.getLogger("mxgateway")
+logger = logging.getLogger(__name__)
 
 AlarmFeedItem = (
     ActiveAlarm

@@ -58,9 +58,12 @@ def _credentials(options: ClientOptions) -> grpc.ChannelCredentials:
 def open_channel(options: ClientOptions) -> grpc.aio.Channel:
     """A grpc.aio channel to ``options.endpoint``: plaintext only when asked for."""
     args = channel_args(options)
+    interceptors = list(options.interceptors) or None
     if options.plaintext:
-        return grpc.aio.insecure_channel(options.endpoint, options=args)
-    return grpc.aio.secure_channel(options.endpoint, _credentials(options), options=args)
+        return grpc.aio.insecure_channel(options.endpoint, options=args, interceptors=interceptors)
+    return grpc.aio.secure_channel(
+        options.endpoint, _credentials(options), options=args, interceptors=interceptors
+    )
 
 
 def sync_receiver_available() -> bool:

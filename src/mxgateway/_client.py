@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = ["GatewayClient"]
 
-logger = logging.getLogger("mxgateway")
+logger = logging.getLogger(__name__)
 
 _SERVICE = "/mxaccess_gateway.v1.MxAccessGateway/"
 

@@ -14,7 +14,7 @@ Every exception the library raises on purpose derives from one root::
     ├── MxGatewayEventQueueOverflowError   the session's event queue overflowed (slow consumer)
     ├── MxGatewayDecodeError               malformed or truncated event bytes (also ValueError)
     ├── MxGatewayRequestTooLargeError      a request over the message limit (also ValueError)
-    ├── MxGatewayClientClosedError         the client was closed and cannot be reused
+    ├── MxGatewayClientClosedError         the client (or session) was closed; not reusable
     └── MxAccessError                      MXAccess itself reported a failure (hresult, statuses)
 
 gRPC errors are translated in one place (``mxgateway._rpc``); ``asyncio.CancelledError`` is never

@@ -44,7 +44,7 @@ gpb.GalaxyAttribute.data_type = property(  # type: ignore[assignment]
     attribute_data_type, doc=attribute_data_type.__doc__
 )
 
-logger = logging.getLogger("mxgateway")
+logger = logging.getLogger(__name__)
 
 # How long a reconnecting deploy watch waits for the gateway to answer GetLastDeployTime.
 _PROBE_TIMEOUT_S = 10.0

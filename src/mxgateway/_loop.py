@@ -34,6 +34,16 @@ def run(main: Coroutine[Any, Any, T], *, loop: LoopName | None = None) -> T:
     Asking for ``"uvloop"`` where it is missing raises RuntimeError rather than silently
     measuring or running something else.
     """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass  # no loop runs in this thread: the normal case
+    else:
+        main.close()
+        raise RuntimeError(
+            "mxgateway.run() cannot run inside a running event loop (Jupyter, an async "
+            "function): await the coroutine there instead, or use mxgateway.sync"
+        )
     name: str = loop or preferred_event_loop()
     factory: Callable[[], asyncio.AbstractEventLoop] | None
     if name == "uvloop":

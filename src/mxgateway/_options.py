@@ -5,8 +5,11 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
+
+import grpc
 
 __all__ = [
     "DEFAULT_KEEPALIVE_S",
@@ -64,6 +67,9 @@ class ClientOptions:
     5000. ``timeout`` is the default deadline in seconds of unary calls (None: no deadline).
     ``api_key`` is sent as ``authorization: Bearer <key>`` on every call and stream and is
     masked in every repr.
+    ``interceptors`` are grpc.aio client interceptors (tracing, custom metadata) for every
+    call of the client's channel; the thread receiver's own channel for StreamEvents does not
+    run them (choose ``event_receiver="aio"`` for them to see that stream too).
     ``keepalive_seconds`` is the HTTP/2 keepalive ping interval while a call is open (None: no
     keepalive pings); the default respects grpc-core's default server policy (no ping without
     data more often than every 5 minutes). ``event_receiver`` picks how StreamEvents is read
@@ -79,6 +85,7 @@ class ClientOptions:
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     keepalive_seconds: float | None = DEFAULT_KEEPALIVE_S
     event_receiver: EventReceiver = "thread"
+    interceptors: Sequence[grpc.aio.ClientInterceptor] = ()
 
     def __post_init__(self) -> None:
         endpoint = self.endpoint
@@ -118,6 +125,14 @@ class ClientOptions:
             raise ValueError(
                 f"keepalive_seconds must be positive seconds up to {_MAX_KEEPALIVE_S:g}, or None"
             )
+        given: Any = self.interceptors  # a list is taken too (stored as a tuple)
+        object.__setattr__(self, "interceptors", tuple(given))
+        for interceptor in self.interceptors:
+            if not isinstance(interceptor, grpc.aio.ClientInterceptor):
+                raise TypeError(
+                    "interceptors must be grpc.aio client interceptors "
+                    f"(UnaryUnaryClientInterceptor, ...), not {type(interceptor).__name__}"
+                )
         if self.event_receiver not in ("thread", "aio"):
             raise ValueError(
                 f"event_receiver must be 'thread' or 'aio', not {self.event_receiver!r}"

@@ -29,7 +29,7 @@ import grpc
 
 __all__ = ["MAX_PENDING_MESSAGES", "CallError", "ThreadReceiver", "aio_messages"]
 
-logger = logging.getLogger("mxgateway")
+logger = logging.getLogger(__name__)
 
 # Messages read ahead of the consumer before the reader thread stops reading. Enough to keep
 # the thread busy while the loop decodes a drain; small enough to be a few MB at most.

@@ -34,7 +34,7 @@ from mxgateway.types import (
 
 __all__ = ["HandleMap", "SessionState", "marker_event", "replay"]
 
-logger = logging.getLogger("mxgateway")
+logger = logging.getLogger(__name__)
 
 # Tags per bulk call when replaying (well inside the 16 MiB message limit for any tag name).
 _REPLAY_CHUNK = 5000

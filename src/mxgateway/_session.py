@@ -16,6 +16,7 @@ from mxgateway import _codec
 from mxgateway._command import arm_kind, check_reply, command_for
 from mxgateway._errors import (
     MxAccessError,
+    MxGatewayClientClosedError,
     MxGatewayRequestTooLargeError,
     MxGatewaySessionNotFoundError,
     MxGatewayTimeoutError,
@@ -23,6 +24,7 @@ from mxgateway._errors import (
 from mxgateway._pbconvert import event_from_pb, read_result_from_pb
 from mxgateway._recovery import HandleMap, SessionState, replay
 from mxgateway._rpc import ensure_mxaccess_success, failing_statuses
+from mxgateway._stats import StreamStats
 from mxgateway._stream_core import EventPath, event_lists
 from mxgateway.generated import mxaccess_gateway_pb2 as pb
 from mxgateway.types import (
@@ -40,7 +42,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Session"]
 
-logger = logging.getLogger("mxgateway")
+logger = logging.getLogger(__name__)
 
 _INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
 
@@ -111,6 +113,8 @@ class Session:
         self._outcomes: dict[tuple[int, int], collections.deque[asyncio.Future[MxEvent]]] = {}
         self._outcome_reader: asyncio.Task[None] | None = None
         self._active_streams = 0
+        self.stats: StreamStats | None = None
+        """The statistics of the session's current (or last) event stream."""
         self.event_path: EventPath | None = None
         """Which rpc the last event stream used: "batches" or "single"."""
         self.stream_trouble: str | None = None
@@ -272,6 +276,8 @@ class Session:
         MxGatewaySessionNotFoundError: it is never sent again by the library (a write must not
         happen twice), and the next command goes to the recovered session.
         """
+        if self._closed:
+            raise MxGatewayClientClosedError(f"session {self.session_id} is closed")
         session_id = self.session_id
         try:
             reply = await self._client.invoke_raw(
@@ -438,8 +444,11 @@ class Session:
         seconds, default the client's) and returns the ``WriteOutcome``, or raises
         MxAccessError when the write failed and MxGatewayTimeoutError when no outcome came.
         Confirmation reads the session's event stream: a stream this session object runs
-        delivers the outcome; without one, a stream is opened until the outcome arrives (so do
-        not confirm on a session another process streams).
+        delivers the outcome (so do not await a confirmed write inside the body of that
+        stream's own ``async for``: the paused stream is the one that would bring it; run it
+        in a task, or use ``mxgateway.sync`` whose streams read ahead); without one, a stream
+        is opened until the outcome arrives (so do not confirm on a session another process
+        streams).
         """
         return await self._write(
             "write",

@@ -34,6 +34,7 @@ from mxgateway._receivers import ThreadReceiver, aio_messages
 from mxgateway._recovery import marker_event
 from mxgateway._retry import Reconnect, check_budget
 from mxgateway._rpc import translate_rpc_error
+from mxgateway._stats import StreamStats
 from mxgateway.generated import mxaccess_gateway_pb2 as pb
 from mxgateway.types import MxEvent
 
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
 
 __all__ = ["EventPath", "event_lists"]
 
-logger = logging.getLogger("mxgateway")
+logger = logging.getLogger(__name__)
 
 EventPath = Literal["batches", "single"]
 
@@ -115,10 +116,13 @@ async def event_lists(
         retry_budget_s,
         on_trouble=session._set_stream_trouble,
     )
+    stats = session.stats = StreamStats(session.session_id)
     session._active_streams += 1
     try:
         async with contextlib.aclosing(
-            _attached(session, prefer, max_batch_events, after_worker_sequence, resume, reconnect)
+            _attached(
+                session, prefer, max_batch_events, after_worker_sequence, resume, reconnect, stats
+            )
         ) as lists:
             async for events in lists:
                 if session._outcomes:
@@ -138,6 +142,7 @@ async def _attached(
     last: int,
     resume: bool,
     reconnect: Reconnect,
+    stats: StreamStats,
 ) -> AsyncGenerator[list[MxEvent], None]:
     """The loop of ``event_lists``: attach, read, resume, recover (see there)."""
     client = session._client
@@ -155,10 +160,14 @@ async def _attached(
             recovered = session.last_recovery
             attached_id = session.session_id
             if recovered is not None and recovered.new_session_id == attached_id:
+                stats.recoveries += 1
+                stats.session_id = attached_id
                 yield [marker_event(msgspec.structs.replace(recovered, last_sequence=last))]
             last, attempts, refused_since = 0, 0, None
         path: EventPath = "single" if client._batches_offered is False else prefer
         session._set_event_path(path)
+        stats.path = path
+        stats.receiver = "thread" if path == "single" and client._thread_receiver else "aio"
         request = pb.StreamEventsRequest(
             session_id=attached_id,
             after_worker_sequence=last,
@@ -173,7 +182,10 @@ async def _attached(
                     received = True
                     if path == "batches":
                         client._batches_offered = True
+                    if attempts:
+                        stats.resumes += 1
                 reconnect.healthy()
+                stats.arrived(raws)
                 broken: MxGatewayDecodeError | None = None
                 try:
                     names = session._live_names()
@@ -186,6 +198,7 @@ async def _attached(
                 except MxGatewayDecodeError:
                     # Deliver what decoded before the bad message, then end the stream with
                     # the error (resuming would only fetch the same bytes again).
+                    stats.decode_errors += 1
                     events, broken = _decoded_prefix(raws, path, session._live_names())
                 if not events:
                     if broken is not None:
@@ -204,12 +217,17 @@ async def _attached(
                 sequence = events[-1].worker_sequence
                 if sequence > last:
                     last = sequence
+                gap = events[0].replay_gap
+                if gap is not None:
+                    stats.gap(gap.requested_after_sequence, gap.oldest_available_sequence)
+                stats.handed(events)
                 yield handles.events_to_caller(events)
                 if broken is not None:
                     raise broken
             if not resume or session.closed:
                 return
             logger.info("event stream of session %s ended; resuming", attached_id)
+            stats.reconnects += 1
             await reconnect.wait("stream ended by the gateway", ready=client._reconnected_waiter())
         except grpc.RpcError as error:
             code, details = _status(error)
@@ -220,6 +238,8 @@ async def _attached(
                 raise MxGatewayClientClosedError(
                     f"the client was closed under the event stream of session {attached_id}"
                 ) from error
+            if "EventQueueOverflow" in details:
+                stats.overflows += 1
             if code == grpc.StatusCode.NOT_FOUND and resume and session.recovers:
                 await _recover(session, attached_id, last, f"{code.name}: {details}", reconnect)
                 continue
@@ -243,6 +263,7 @@ async def _attached(
                 code.name,
                 last,
             )
+            stats.reconnects += 1
             await reconnect.wait(f"{code.name}: {details}", ready=client._reconnected_waiter())
         finally:
             client._streams.discard(messages)

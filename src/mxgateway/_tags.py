@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = ["TagSession"]
 
-logger = logging.getLogger("mxgateway")
+logger = logging.getLogger(__name__)
 
 _NAME = "mxgateway tags"
 # Changes a subscription may hold unread before the pump waits for it (the gateway then holds
@@ -79,6 +79,7 @@ class TagSession:
         self._session: Session | None = None
         self._server = 0
         self._lock = asyncio.Lock()
+        self._opening = asyncio.Lock()
         self._handles: dict[str, int] = {}
         self._tag_of: dict[int, str] = {}
         self._advised: set[int] = set()
@@ -93,13 +94,16 @@ class TagSession:
         if self._closed:
             raise MxGatewayClientClosedError("the client is closed")
         if self._session is None:
-            session = await self._client.open_session(_NAME, recover=True)
-            try:
-                self._server = await session.register(_NAME)
-            except BaseException:
-                await _close_quietly(session)
-                raise
-            self._session = session
+            # One session for concurrent first calls (a second would leak on the gateway).
+            async with self._opening:
+                if self._session is None:
+                    session = await self._client.open_session(_NAME, recover=True)
+                    try:
+                        self._server = await session.register(_NAME)
+                    except BaseException:
+                        await _close_quietly(session)
+                        raise
+                    self._session = session
         return self._session, self._server
 
     async def close(self) -> None:
@@ -205,12 +209,14 @@ class TagSession:
         self._subscriptions.add(subscription)
         try:
             self._ensure_pump()  # reading before advising: the first values are not missed
-            shared = {h for s in self._subscriptions for h in s.handles}
+            # A tag advised before (by a write, or another subscription) brings no first value
+            # of its own: it is read instead. A new advise brings one as an event.
+            advised_before = {t for t in listed if self._handles.get(t) in self._advised}
             resolved = await self._resolve(listed, advise=True, into=subscription)
             for tag, handle in resolved.items():
                 if isinstance(handle, str):
                     subscription.queue.put_nowait(_error_change(tag, handle))
-            await self._seed(subscription, [t for t, h in resolved.items() if h in shared])
+            await self._seed(subscription, [t for t in resolved if t in advised_before])
             async with asyncio.timeout(duration):
                 while True:
                     change = await subscription.queue.get()
@@ -229,11 +235,10 @@ class TagSession:
                 pump.cancel()
                 await asyncio.gather(pump, return_exceptions=True)
 
-    async def _seed(self, subscription: _Subscription, shared: list[str]) -> None:
-        """The current value of tags another subscription had already advised (a new advise
-        brings its first value as an event; an old one does not)."""
-        if shared:
-            for tag, value in (await self.read(shared, timeout=None)).items():
+    async def _seed(self, subscription: _Subscription, tags: list[str]) -> None:
+        """The current value of ``tags``, advised before this subscription."""
+        if tags:
+            for tag, value in (await self.read(tags, timeout=None)).items():
                 subscription.queue.put_nowait(
                     TagChange(
                         tag,

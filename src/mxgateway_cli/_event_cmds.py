@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import enum
+import json
+import sys
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -169,37 +171,20 @@ async def cmd_stream_events(args: argparse.Namespace) -> int:
     if args.duration is not None and args.timeout is not None:
         raise UsageError("--duration and --timeout are the same bound here: give one")
     async with gateway_client(args) as client:
-        session = attach_session(client, args.session_id)
+        current = [attach_session(client, args.session_id)]
         await connected(client, args)
         progress(f"streaming events of session {args.session_id} (Ctrl-C to stop)")
-        loop = asyncio.get_running_loop()
-        bound = args.duration if args.duration is not None else args.timeout
-        deadline = None if bound is None else loop.time() + bound
-        printed = 0
-
-        def print_event(event: MxEvent) -> None:
-            nonlocal printed
-            printed += 1
-            printer(event)
-
-        printer = _printer(args.json)
-        while True:
-            remaining = None if deadline is None else max(0.0, deadline - loop.time())
-            try:
-                await consume(
-                    session.stream_events(
-                        after_worker_sequence=args.after_sequence if not printed else 0,
-                        retry_budget_s=args.retry_budget,
-                    ),
-                    print_event,
-                    max_items=None if args.max_events is None else args.max_events - printed,
-                    seconds=remaining,
-                )
-                break
-            except MxGatewaySessionNotFoundError:
-                if not args.recover or session.recovers:
-                    raise
-                session = await _reopen(client, session, args)
+        reporter = None
+        if args.stats is not None:
+            reporter = asyncio.create_task(_report_stats(lambda: current[0], args.stats))
+        try:
+            await _stream(client, args, current)
+        finally:
+            if reporter is not None:
+                reporter.cancel()
+                await asyncio.gather(reporter, return_exceptions=True)
+                _write_stats(current[0])
+        session = current[0]
         # Reaching the bound while the stream is still reconnecting is a lost gateway, not
         # a quiet success: the bound must not hide it.
         if session.stream_trouble is not None:
@@ -208,6 +193,54 @@ async def cmd_stream_events(args: argparse.Namespace) -> int:
                 f"--duration/--timeout bound ({session.stream_trouble})"
             )
     return EXIT_OK
+
+
+async def _stream(client: GatewayClient, args: argparse.Namespace, current: list[Session]) -> None:
+    """Print events of ``current[0]`` to the bounds; with --recover, a session the gateway lost
+    is replaced (in ``current``) by a new one with the --item references."""
+    loop = asyncio.get_running_loop()
+    bound = args.duration if args.duration is not None else args.timeout
+    deadline = None if bound is None else loop.time() + bound
+    printer = _printer(args.json)
+    printed = 0
+
+    def print_event(event: MxEvent) -> None:
+        nonlocal printed
+        printed += 1
+        printer(event)
+
+    while True:
+        session = current[0]
+        remaining = None if deadline is None else max(0.0, deadline - loop.time())
+        try:
+            await consume(
+                session.stream_events(
+                    after_worker_sequence=args.after_sequence if not printed else 0,
+                    retry_budget_s=args.retry_budget,
+                ),
+                print_event,
+                max_items=None if args.max_events is None else args.max_events - printed,
+                seconds=remaining,
+            )
+            return
+        except MxGatewaySessionNotFoundError:
+            if not args.recover or session.recovers:
+                raise
+            current[0] = await _reopen(client, session, args)
+
+
+def _write_stats(session: Session) -> None:
+    """One ``{"stats": {...}}`` line on stderr (stdout stays the events)."""
+    if session.stats is not None:
+        data = {"stats": session.stats.as_dict()}
+        sys.stderr.write(json.dumps(data, sort_keys=True) + "\n")
+        sys.stderr.flush()
+
+
+async def _report_stats(session: Callable[[], Session], every: float) -> None:
+    while True:
+        await asyncio.sleep(every)
+        _write_stats(session())
 
 
 async def cmd_smoke(args: argparse.Namespace) -> int:
@@ -298,6 +331,13 @@ def add_event_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
             "keep reconnecting a broken stream this long, then exit 3 "
             f"(default {DEFAULT_RETRY_BUDGET_S:g})"
         ),
+    )
+    parser.add_argument(
+        "--stats",
+        type=seconds,
+        metavar="SECONDS",
+        help="write the stream's statistics as one JSON line to stderr every SECONDS, and at "
+        "the end (events, messages, bytes, reconnects, gaps, lag, latency histogram)",
     )
     parser.add_argument("--recover", action="store_true", help=_RECOVER_HELP)
     parser.add_argument(

@@ -112,3 +112,15 @@ async def test_grpc_core_lines_stay_out_of_cli_output(advised: Any, debug: bool)
     text = (out + err).decode()
     # Asked for debug, gRPC's own log is there (so the quiet default is not an accident).
     assert bool(_CORE_LOG.search(text)) == debug, text
+
+
+async def test_stats_lines_go_to_stderr(advised: Any) -> None:
+    sim, session_id, _ = advised
+    process = await _start(sim.endpoint, session_id, "--stats", "0.3", "--duration", "1.2")
+    out, err = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 0
+    stats = [json.loads(line)["stats"] for line in err.decode().splitlines() if '"stats"' in line]
+    assert len(stats) >= 3  # every 0.3 s, and one at the end
+    assert stats[-1]["events"] == len(out.decode().splitlines()) > 0  # stdout: events only
+    assert stats[-1]["sessionId"] == session_id
+    assert stats[-1]["events"] >= stats[0]["events"]

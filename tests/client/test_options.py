@@ -102,3 +102,34 @@ async def test_tls_against_a_plaintext_gateway_says_to_use_plaintext() -> None:
             with pytest.raises(MxGatewayTransportError) as info:
                 await client.open_session()
             assert "plaintext=True" not in str(info.value)
+
+
+async def test_interceptors_see_every_call_of_the_channel() -> None:
+    import grpc
+
+    from mxgateway.sim import SimulatedGateway
+
+    seen: list[str] = []
+
+    class Tag(grpc.aio.UnaryUnaryClientInterceptor):
+        async def intercept_unary_unary(self, continuation, details, request):
+            method = details.method
+            seen.append(method.decode() if isinstance(method, bytes) else method)
+            metadata = [*(details.metadata or ()), ("x-trace", "abc")]
+            details = details._replace(metadata=metadata)
+            return await continuation(details, request)
+
+    async with SimulatedGateway() as sim:
+        options = ClientOptions(endpoint=sim.endpoint, plaintext=True, interceptors=[Tag()])
+        assert isinstance(options.interceptors, tuple)
+        async with GatewayClient(options) as client:
+            session = await client.open_session()
+            await session.register("traced")
+            await session.close()
+    assert seen == [
+        "/mxaccess_gateway.v1.MxAccessGateway/OpenSession",
+        "/mxaccess_gateway.v1.MxAccessGateway/Invoke",
+        "/mxaccess_gateway.v1.MxAccessGateway/CloseSession",
+    ]
+    with pytest.raises(TypeError, match="interceptors"):
+        ClientOptions(endpoint="gw:1", interceptors=[object()])  # type: ignore[list-item]
