@@ -303,20 +303,6 @@ def test_python_decoder_is_swapped_in_and_back() -> None:
         assert name == ("python" if before is _pycodec else "cython")
 
 
-def test_counting_codec_counts_and_is_removed() -> None:
-    from mxgateway_cli._bench.consumers import counting_codec
-
-    before = _codec.impl
-    data = _batch_bytes(1, 3)
-    with pytest.raises(RuntimeError), counting_codec() as wire:
-        assert _codec.impl is not before
-        assert len(_codec.impl.decode_event_batch(data)) == 3
-        assert wire() == len(data)
-        assert _codec.impl.decode_varint is before.decode_varint  # the rest is the codec's
-        raise RuntimeError
-    assert _codec.impl is before
-
-
 def test_simulator_command_and_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MXGATEWAY_NO_EXTENSIONS", "1")
     assert "MXGATEWAY_NO_EXTENSIONS" not in simulator.simulator_env()

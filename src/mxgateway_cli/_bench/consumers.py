@@ -20,19 +20,17 @@ the run goes on; any other failure is raised.
   message: one per StreamEvents message; for StreamEventBatches the ``events`` entries, counted
   without decoding them (``batch_event_counter``).
 
-Bytes are counted on every path: for the client, by a wrapper around the codec's two decode
-functions (``mxgateway._codec.impl``, which the stream core decodes every message with, from
-either receiver) that adds ``len()`` of each message before decoding it, in place for the
-consumer's run only; for the stubs, by a wrapper around the protobuf deserializer; the raw
-reader sums the lengths itself. Each costs one Python call per message.
+Bytes are counted on every path: for the client, the stream's own count
+(``Session.stats.bytes``: the stream core adds up every message it reads, from either
+receiver), so the benchmark patches nothing; for the stubs, by a wrapper around the protobuf
+deserializer (one Python call per message); the raw reader sums the lengths itself.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import types
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -52,7 +50,6 @@ if TYPE_CHECKING:
 __all__ = [
     "PathName",
     "Spec",
-    "counting_codec",
     "measure_client",
     "measure_raw",
     "measure_stub",
@@ -103,46 +100,6 @@ class Spec:
 
 
 # -- byte counting ----------------------------------------------------------------------------
-
-
-class _CountingCodec(types.ModuleType):
-    """The active codec, with ``len()`` of every message added up before it is decoded."""
-
-    def __init__(self, inner: types.ModuleType) -> None:
-        super().__init__(f"{inner.__name__}+bytes")
-        self.inner = inner
-        self.total = 0
-        decode_event = inner.decode_event
-        decode_event_batch = inner.decode_event_batch
-
-        def counted_event(data: bytes, *rest: Any) -> MxEvent:
-            self.total += len(data)
-            return decode_event(data, *rest)  # type: ignore[no-any-return]
-
-        def counted_batch(data: bytes, *rest: Any) -> list[MxEvent]:
-            self.total += len(data)
-            return decode_event_batch(data, *rest)  # type: ignore[no-any-return]
-
-        self.decode_event = counted_event
-        self.decode_event_batch = counted_batch
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-
-@contextlib.contextmanager
-def counting_codec() -> Iterator[Callable[[], int]]:
-    """Count the bytes of every message the stream core decodes while the block runs; yield
-    the reader of the count. ``mxgateway._codec.impl`` is restored however the block ends."""
-    from mxgateway import _codec
-
-    saved = _codec.impl
-    counter = _CountingCodec(saved)
-    _codec.impl = counter
-    try:
-        yield lambda: counter.total
-    finally:
-        _codec.impl = saved
 
 
 def _counting(
@@ -232,8 +189,8 @@ def _fell_behind(stats: StreamStats, error: Exception) -> None:
 async def measure_client(client: GatewayClient, spec: Spec) -> StreamStats:
     """One session read through the mxgateway client (see the module docstring).
 
-    Nothing it changes outlives the call: the codec wrapper that counts bytes is removed, and
-    the client is left as it was.
+    It changes nothing on the client: the bytes are the stream's own count
+    (``Session.stats.bytes``).
     """
     from mxgateway import MxGatewayEventQueueOverflowError
 
@@ -254,38 +211,39 @@ async def measure_client(client: GatewayClient, spec: Spec) -> StreamStats:
             return thread_clock() if thread_clock is not None else None
 
         clocks = spec.clocks(receiverThread=receiver_thread if receiver == "thread" else None)
-        with counting_codec() as wire:
 
-            def consume(opened: asyncio.Event) -> Awaitable[StreamStats]:
-                if spec.path == "batches":
-                    return consume_batches(
-                        session.stream_event_batches(
-                            max_batch_events=spec.batch_size, resume=False
-                        ),
-                        stats,
-                        warmup=spec.warmup,
-                        duration=spec.duration,
-                        wire=wire,
-                        clocks=clocks,
-                        per_event_latency=spec.per_event_latency,
-                        progress=spec.progress,
-                        opened=opened,
-                    )
-                return consume_events(
-                    session.stream_events(path="single", resume=False),
+        def wire() -> int:
+            # The stream core counts the bytes of every message it reads, from either receiver.
+            return session.stats.bytes if session.stats is not None else 0
+
+        def consume(opened: asyncio.Event) -> Awaitable[StreamStats]:
+            if spec.path == "batches":
+                return consume_batches(
+                    session.stream_event_batches(max_batch_events=spec.batch_size, resume=False),
                     stats,
                     warmup=spec.warmup,
                     duration=spec.duration,
                     wire=wire,
                     clocks=clocks,
+                    per_event_latency=spec.per_event_latency,
                     progress=spec.progress,
                     opened=opened,
                 )
+            return consume_events(
+                session.stream_events(path="single", resume=False),
+                stats,
+                warmup=spec.warmup,
+                duration=spec.duration,
+                wire=wire,
+                clocks=clocks,
+                progress=spec.progress,
+                opened=opened,
+            )
 
-            try:
-                await _attach_then_advise(session, server, spec.tags, consume)
-            except MxGatewayEventQueueOverflowError as error:
-                _fell_behind(stats, error)
+        try:
+            await _attach_then_advise(session, server, spec.tags, consume)
+        except MxGatewayEventQueueOverflowError as error:
+            _fell_behind(stats, error)
         stats.path = session.event_path or spec.path
     if stats.path == "single" and spec.path == "batches":
         # The gateway lacks StreamEventBatches: StreamEvents carries one event per message,
