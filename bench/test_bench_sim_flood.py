@@ -159,3 +159,152 @@ def test_flood_stream_event_batches(benchmark: Any, flood_endpoint: str) -> None
         f"{result['events']:,} events in {result['seconds']:.2f} s, batches of {BATCH})"
     )
     assert result["events"] >= min_events
+
+
+# ----- StreamEvents (one event per message, the genuine gateway) to raw consumer processes ---
+#
+# The simulator serves its public port with the h2 front door in flood mode. Each consumer is
+# its own process (bench/_raw_consumer.py: a sync grpc channel with SingleThreadedUnaryStream,
+# identity deserializer, raw bytes) and counts what it receives in one wall-clock window shared
+# by all consumers of the run. The server's CPU per message is its process CPU since it began
+# serving over the messages it sent (its {"stopped": ...} line). For comparison the same
+# consumer reads one stream from the grpc.aio server behind the front door (same process).
+
+STREAM_SECONDS = 4.0
+SMOKE_STREAM_SECONDS = 0.5
+SETUP_SECONDS = 3.0  # consumer processes start, open a session and warm up before the window
+EVENTS_PATH = "/mxaccess_gateway.v1.MxAccessGateway/StreamEvents"
+
+
+def _start(command: list[str]) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, env=os.environ.copy())
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if not line:
+        process.wait(timeout=30)
+        raise AssertionError("the simulator exited before it was ready")
+    return process, json.loads(line)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> dict[str, Any]:
+    process.send_signal(signal.SIGTERM)
+    try:
+        out, _ = process.communicate(timeout=30)
+    except subprocess.TimeoutExpired:  # pragma: no cover - a hung simulator
+        process.kill()
+        process.communicate()
+        raise
+    lines = out.decode().splitlines()
+    assert lines, "no stopped line"
+    return dict(json.loads(lines[-1])["stopped"])
+
+
+def _consume(endpoint: str, consumers: int, seconds: float) -> list[dict[str, Any]]:
+    start_at = time.time() + SETUP_SECONDS
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "bench._raw_consumer", endpoint, str(start_at), str(seconds)],
+            stdout=subprocess.PIPE,
+            env=os.environ.copy(),
+        )
+        for _ in range(consumers)
+    ]
+    results: list[dict[str, Any]] = []
+    try:
+        for process in processes:
+            out, _ = process.communicate(timeout=SETUP_SECONDS + seconds + 60)
+            assert process.returncode == 0, "a consumer failed"
+            results.append(json.loads(out))
+    finally:
+        for process in processes:
+            if process.poll() is None:  # pragma: no cover - only when one hung
+                process.kill()
+                process.wait()
+    for result in results:  # contiguous: every message of the window was counted
+        assert result["last_sequence"] - result["first_sequence"] + 1 == result["messages"]
+    return results
+
+
+def _run_stream_events(
+    command: list[str], consumers: int, seconds: float, *, via_grpc_aio: bool = False
+) -> dict[str, Any]:
+    process, ready = _start(command)
+    try:
+        endpoint = str(ready["grpc"] if via_grpc_aio else ready["listening"])
+        results = _consume(endpoint, consumers, seconds)
+    finally:
+        stats = _stop(process)
+    sent = stats["rpcs"][EVENTS_PATH]["messages"]
+    server_cpu = stats["cpu_seconds"] - stats["started_cpu_seconds"]
+    return {
+        "consumers": consumers,
+        "messages_per_s": sum(r["messages_per_s"] for r in results),
+        "per_consumer_messages_per_s": [round(r["messages_per_s"]) for r in results],
+        "consumer_cpu_us_per_message": [1e6 * r["cpu_seconds"] / r["messages"] for r in results],
+        "server_messages_sent": sent,
+        "server_cpu_seconds": server_cpu,
+        "server_cpu_us_per_message": 1e6 * server_cpu / sent,
+    }
+
+
+SIM_GENUINE_FLOOD = [
+    sys.executable,
+    "-m",
+    "mxgateway_cli",
+    "sim",
+    "--listen",
+    "127.0.0.1:0",
+    "--plaintext",
+    "--flood",
+    "--no-event-batches",
+    "--rate",
+    "0",
+    "--log-level",
+    "WARNING",
+]
+
+
+def _bench_stream_events(benchmark: Any, name: str, **kwargs: Any) -> dict[str, Any]:
+    disabled = bool(getattr(benchmark, "disabled", False))
+    seconds = SMOKE_STREAM_SECONDS if disabled else STREAM_SECONDS
+    results: list[dict[str, Any]] = []
+
+    def run() -> None:
+        results.append(_run_stream_events(seconds=seconds, **kwargs))
+
+    benchmark.pedantic(run, rounds=1, iterations=1)
+    result = results[-1]
+    benchmark.extra_info.update(result)
+    print(
+        f"\n{name}: {result['messages_per_s']:,.0f} messages/s to {result['consumers']} "
+        f"consumer(s) {result['per_consumer_messages_per_s']}; server CPU "
+        f"{result['server_cpu_us_per_message']:.2f} us/message "
+        f"({result['server_messages_sent']:,} sent); consumer CPU "
+        + ", ".join(f"{x:.2f}" for x in result["consumer_cpu_us_per_message"])
+        + " us/message"
+    )
+    assert result["messages_per_s"] > 0
+    return result
+
+
+def test_flood_stream_events_one_consumer(benchmark: Any) -> None:
+    _bench_stream_events(
+        benchmark, "StreamEvents, front door", command=SIM_GENUINE_FLOOD, consumers=1
+    )
+
+
+def test_flood_stream_events_two_consumers(benchmark: Any) -> None:
+    _bench_stream_events(
+        benchmark, "StreamEvents, front door", command=SIM_GENUINE_FLOOD, consumers=2
+    )
+
+
+def test_flood_stream_events_grpc_aio_server(benchmark: Any) -> None:
+    # The alternative: the same simulator's grpc.aio server, behind the front door.
+    _bench_stream_events(
+        benchmark,
+        "StreamEvents, grpc.aio server",
+        command=[sys.executable, "-m", "bench._flood_server", "--no-event-batches"],
+        consumers=1,
+        via_grpc_aio=True,
+    )

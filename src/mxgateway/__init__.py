@@ -36,7 +36,7 @@ from mxgateway._galaxy import BrowseNode, GalaxyRepositoryClient
 from mxgateway._loop import preferred_event_loop, run
 from mxgateway._options import ClientOptions, EventReceiver
 from mxgateway._session import Session, StreamPath
-from mxgateway._stats import LATENCY_BUCKETS_S, StreamStats
+from mxgateway._stats import StreamStats
 from mxgateway._version import __version__
 from mxgateway.generated.galaxy_repository_pb2 import (
     DeployEvent,
@@ -82,7 +82,6 @@ from mxgateway.types import (
 _logging.getLogger("mxgateway").addHandler(_logging.NullHandler())
 
 __all__ = [
-    "LATENCY_BUCKETS_S",
     "AcknowledgeResult",
     "ActiveAlarm",
     "AlarmConditionState",

@@ -28,7 +28,7 @@ _SINGLE_THREADED_UNARY_STREAM = "SingleThreadedUnaryStream"
 def channel_args(options: ClientOptions) -> list[tuple[str, int | str]]:
     """The channel arguments every channel of a client uses."""
     args: list[tuple[str, int | str]] = [
-        ("grpc.max_receive_message_length", options.max_message_bytes),
+        ("grpc.max_receive_message_length", options.receive_limit),
         ("grpc.max_send_message_length", options.max_message_bytes),
         ("grpc.max_reconnect_backoff_ms", _MAX_RECONNECT_BACKOFF_MS),
         ("grpc.initial_reconnect_backoff_ms", _INITIAL_RECONNECT_BACKOFF_MS),

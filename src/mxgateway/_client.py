@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import logging
+import time
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +36,53 @@ __all__ = ["GatewayClient"]
 
 logger = logging.getLogger(__name__)
 
+# How long closing a forgotten session may take, at client close and at interpreter exit.
+_CLOSE_ON_EXIT_S = 2.0
+# Clients with sessions they opened, for the exit hook (weak: a collected client is gone).
+_OPEN_CLIENTS: weakref.WeakSet[GatewayClient] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_forgotten_sessions() -> None:
+    """At interpreter exit, close (best effort, bounded) the sessions clients opened and
+    nobody closed: the event loop is gone by then, so a sync channel does it."""
+    for client in list(_OPEN_CLIENTS):
+        if client.closed:
+            continue
+        ids = [s.session_id for s in client._forgotten()]
+        if ids:
+            _close_sessions_sync(client.options, ids)
+
+
+def _close_sessions_sync(options: ClientOptions, session_ids: list[str]) -> None:
+    from mxgateway._channel import open_sync_channel
+
+    try:
+        channel = open_sync_channel(options)
+    except Exception:
+        return
+    try:
+        close = channel.unary_unary(
+            _SERVICE + "CloseSession",
+            request_serializer=pb.CloseSessionRequest.SerializeToString,
+            response_deserializer=pb.CloseSessionReply.FromString,
+        )
+        deadline = time.monotonic() + _CLOSE_ON_EXIT_S
+        for session_id in session_ids:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                close(
+                    pb.CloseSessionRequest(session_id=session_id),
+                    metadata=options.metadata,
+                    timeout=remaining,
+                )
+            except Exception:
+                continue  # best effort: the gateway's lease ends it anyway
+    finally:
+        channel.close()
+
 _SERVICE = "/mxaccess_gateway.v1.MxAccessGateway/"
 
 
@@ -54,6 +105,10 @@ class GatewayClient(ClientBase):
         # The message sources of running event streams (closing the client cancels them).
         self._streams: set[Any] = set()
         self._tags: TagSession | None = None
+        # The session objects of this client, for exporters (read from their threads: a dict
+        # of weak references, which list() copies at once under the GIL).
+        self._sessions: dict[int, weakref.ref[Session]] = {}
+        self._owned: dict[int, Session] = {}
         channel = self._live_channel()
         self._stub = pb_grpc.MxAccessGatewayStub(channel)
         # Event streams skip protobuf objects: the response is the raw bytes, which the codec
@@ -72,6 +127,31 @@ class GatewayClient(ClientBase):
                 response_deserializer=None,
             )
         )
+
+    def _forgotten(self) -> list[Session]:
+        """Sessions this client opened that are still open and not left open on purpose."""
+        return [s for s in list(self._owned.values()) if s._owned and not s.closed]
+
+    async def _close_owned_sessions(self) -> None:
+        owned = self._forgotten()
+        if not owned:
+            return
+        results = await asyncio.gather(
+            *(asyncio.wait_for(s.close(), _CLOSE_ON_EXIT_S) for s in owned),
+            return_exceptions=True,
+        )
+        for session, result in zip(owned, results, strict=True):
+            if isinstance(result, BaseException):
+                logger.debug("closing session %s failed: %r", session.session_id, result)
+
+    def _track(self, session: Session) -> None:
+        key = id(session)
+        self._sessions[key] = weakref.ref(session, lambda _: self._sessions.pop(key, None))
+
+    def sessions(self) -> list[Session]:
+        """The session objects of this client still in use (for exporters and dashboards)."""
+        alive = [ref() for ref in list(self._sessions.values())]
+        return [session for session in alive if session is not None]
 
     @property
     def event_receiver(self) -> str:
@@ -100,11 +180,14 @@ class GatewayClient(ClientBase):
         return channel.channel_ready
 
     async def close(self) -> None:
-        """Close the tag session, end every event stream of this client and close the
-        channel. Idempotent."""
+        """Close the sessions this client opened and did not close (a session left on the
+        gateway holds a slot for its whole lease), end every event stream of this client and
+        close the channel. Idempotent; sessions are closed within a few seconds at most."""
         tags, self._tags = self._tags, None
         if tags is not None and not self.closed:
             await tags.close()
+        if not self.closed:
+            await self._close_owned_sessions()
         for stream in list(self._streams):
             cancel = getattr(stream, "cancel", None)
             if cancel is not None:
@@ -215,9 +298,15 @@ class GatewayClient(ClientBase):
         reply = await self.open_session_raw(
             client_session_name, lease_seconds=lease_seconds, timeout=timeout
         )
-        return Session(
+        session = Session(
             self, reply, name=client_session_name, lease_seconds=lease_seconds, recover=recover
         )
+        session._owned = True  # opened here: closed with the client if the caller did not
+        # Held strongly until closed: a session object dropped unclosed is still a session on
+        # the gateway, holding a slot for its whole lease.
+        self._owned[id(session)] = session
+        _OPEN_CLIENTS.add(self)
+        return session
 
     async def close_session(
         self, session_id: str, *, timeout: float | None = None

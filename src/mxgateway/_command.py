@@ -15,7 +15,7 @@ from mxgateway._rpc import failing_statuses
 from mxgateway.generated import mxaccess_gateway_pb2 as pb
 from mxgateway.types import ProtocolStatusCode
 
-__all__ = ["KIND_BY_ARM", "arm_kind", "check_reply", "command_for"]
+__all__ = ["BULK_FIELDS", "KIND_BY_ARM", "arm_kind", "check_reply", "command_for"]
 
 KIND_BY_ARM: dict[str, pb.MxCommandKind] = {
     arm: cast(pb.MxCommandKind, pb.MxCommandKind.Value("MX_COMMAND_KIND_" + arm.upper()))
@@ -32,7 +32,7 @@ _REPLY_ARM = {
     "archestra_user_to_id": "user_id",
 }
 # Bulk commands: the reply arm, and the request field whose length the results must have.
-_BULK = {
+BULK_FIELDS: dict[str, tuple[str, str]] = {
     "add_item_bulk": ("bulk_subscribe", "tag_addresses"),
     "subscribe_bulk": ("bulk_subscribe", "tag_addresses"),
     "advise_item_bulk": ("bulk_subscribe", "item_handles"),
@@ -82,7 +82,7 @@ def check_reply(command: pb.MxCommand, reply: pb.MxCommandReply) -> None:
                 raw_reply=reply,
             )
         return
-    bulk = _BULK.get(arm)
+    bulk = BULK_FIELDS.get(arm)
     if bulk is None:
         return
     reply_arm, request_field = bulk

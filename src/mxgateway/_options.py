@@ -38,6 +38,8 @@ in a dedicated thread that hands the loop lists of messages (several times cheap
 ``"aio"``, grpc.aio on the event loop."""
 
 _KEY_SHAPE = re.compile(r"^mxgw_([A-Za-z0-9-]+)_.+$")
+# A deadline longer than this makes gRPC fail every call at once (1e10 s does; 1e9 s does not).
+MAX_TIMEOUT_S = 1e8
 # The gateway's documented port, used when an endpoint names only a host.
 DEFAULT_PORT = 5000
 # A bare host: a name, an IPv4 address, or a bracketed IPv6 address, without a port or scheme.
@@ -67,7 +69,9 @@ class ClientOptions:
     5000. ``timeout`` is the default deadline in seconds of unary calls (None: no deadline).
     ``api_key`` is sent as ``authorization: Bearer <key>`` on every call and stream and is
     masked in every repr.
-    ``interceptors`` are grpc.aio client interceptors (tracing, custom metadata) for every
+    ``max_message_bytes`` bounds messages both ways (the gateway's 16 MiB);
+    ``max_receive_message_bytes``, when set, bounds received messages instead (events,
+    replies). ``interceptors`` are grpc.aio client interceptors (tracing, custom metadata) for every
     call of the client's channel; the thread receiver's own channel for StreamEvents does not
     run them (choose ``event_receiver="aio"`` for them to see that stream too).
     ``keepalive_seconds`` is the HTTP/2 keepalive ping interval while a call is open (None: no
@@ -83,6 +87,7 @@ class ClientOptions:
     server_name_override: str | None = None
     timeout: float | None = 30.0
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    max_receive_message_bytes: int | None = None
     keepalive_seconds: float | None = DEFAULT_KEEPALIVE_S
     event_receiver: EventReceiver = "thread"
     interceptors: Sequence[grpc.aio.ClientInterceptor] = ()
@@ -111,10 +116,22 @@ class ClientOptions:
             raise ValueError("ca_file and server_name_override need TLS; drop plaintext=True")
         if self.ca_file is not None and not Path(self.ca_file).is_file():
             raise ValueError(f"ca_file {self.ca_file!r} does not exist")
-        if self.timeout is not None and not self.timeout > 0:
-            raise ValueError(f"timeout must be positive seconds or None, not {self.timeout!r}")
+        if self.timeout is not None and not (
+            isinstance(self.timeout, int | float)
+            and not isinstance(self.timeout, bool)
+            and 0 < self.timeout <= MAX_TIMEOUT_S
+        ):
+            raise ValueError(
+                f"timeout must be positive seconds up to {MAX_TIMEOUT_S:g}, or None, "
+                f"not {self.timeout!r}"
+            )
         if not isinstance(self.max_message_bytes, int) or self.max_message_bytes <= 0:
             raise ValueError("max_message_bytes must be a positive int")
+        receive = self.max_receive_message_bytes
+        if receive is not None and (
+            isinstance(receive, bool) or not isinstance(receive, int) or not 0 < receive < 2**31
+        ):
+            raise ValueError("max_receive_message_bytes must be an int in 1 .. 2**31-1, or None")
         keepalive = self.keepalive_seconds
         if keepalive is not None and not (
             isinstance(keepalive, int | float)
@@ -137,6 +154,11 @@ class ClientOptions:
             raise ValueError(
                 f"event_receiver must be 'thread' or 'aio', not {self.event_receiver!r}"
             )
+
+    @property
+    def receive_limit(self) -> int:
+        """The largest message this client takes."""
+        return self.max_receive_message_bytes or self.max_message_bytes
 
     def __repr__(self) -> str:
         fields = ", ".join(

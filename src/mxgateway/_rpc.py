@@ -61,7 +61,11 @@ _REPLY_TOO_LARGE = (
 
 
 def translate_rpc_error(
-    error: grpc.RpcError, what: str, *, not_found_is_session: bool = False
+    error: grpc.RpcError,
+    what: str,
+    *,
+    not_found_is_session: bool = False,
+    stream: bool = False,
 ) -> MxGatewayError:
     """The mxgateway exception for a failed gRPC call (``what`` names the call): a grpc.aio
     error, or the error of a sync call (the thread receiver's)."""
@@ -83,6 +87,13 @@ def translate_rpc_error(
     if "EventQueueOverflow" in details and code in _OVERFLOW_CODES:
         return MxGatewayEventQueueOverflowError(message, grpc_code=name)
     if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        if stream and "CLIENT: Received message larger than max" in details:
+            return MxGatewayProtocolError(
+                f"{message} (an event message over this client's receive limit: raise it with "
+                "ClientOptions(max_receive_message_bytes=...), or --max-receive-bytes on the "
+                "command line)",
+                grpc_code=name,
+            )
         if any(marker in details for marker in _REPLY_TOO_LARGE):
             # The request went through and the gateway ran the command; only its reply was
             # over the limit. Not RequestTooLarge ("nothing was sent"): that would be a lie.

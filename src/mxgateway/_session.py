@@ -13,7 +13,7 @@ from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
 from mxgateway import _codec
-from mxgateway._command import arm_kind, check_reply, command_for
+from mxgateway._command import BULK_FIELDS, arm_kind, check_reply, command_for
 from mxgateway._errors import (
     MxAccessError,
     MxGatewayClientClosedError,
@@ -97,6 +97,8 @@ class Session:
         self._client = client
         self._open_reply = reply
         self._closed = False
+        self._owned = False  # opened by GatewayClient.open_session (which sets it)
+        client._track(self)
         self._name = name
         self._lease_seconds = lease_seconds
         self._recover_enabled = recover
@@ -114,7 +116,8 @@ class Session:
         self._outcome_reader: asyncio.Task[None] | None = None
         self._active_streams = 0
         self.stats: StreamStats | None = None
-        """The statistics of the session's current (or last) event stream."""
+        """The statistics of the session's event streams (counted over all of them; None
+        before the first)."""
         self.event_path: EventPath | None = None
         """Which rpc the last event stream used: "batches" or "single"."""
         self.stream_trouble: str | None = None
@@ -184,6 +187,7 @@ class Session:
         if self._closed:
             return None
         self._closed = True
+        self._client._owned.pop(id(self), None)
         if self._outcome_reader is not None:
             self._outcome_reader.cancel()
         try:
@@ -191,6 +195,12 @@ class Session:
         except MxGatewaySessionNotFoundError:
             logger.debug("session %s was already gone from the gateway", self.session_id)
             return None
+
+    def leave_open(self) -> None:
+        """Keep the session on the gateway when this client closes (or the process exits):
+        for a session whose id is handed to another process, which closes it. Otherwise a
+        session the caller did not close is closed with its client."""
+        self._owned = False
 
     # -- items and recovery ------------------------------------------------------------------
 
@@ -319,11 +329,35 @@ class Session:
     async def _run(self, arm: str, payload: Any, timeout: float | None = None) -> pb.MxCommandReply:
         return await self.invoke(command_for(arm, payload), timeout=timeout)
 
-    async def _bulk(self, arm: str, payload: Any, timeout: float | None) -> pb.MxCommandReply:
+    async def _bulk(self, arm: str, payload: Any, timeout: float | None) -> list[Any]:
+        """Run a bulk command and return its results, in the order of its entries.
+
+        A bulk too large for one message is split into several calls (at most an eighth of
+        the message limit each, so that replies, which echo every entry with its handle and
+        status, stay under the limit too) and their results merged. Per-entry failures stay in
+        the results; only a whole-call failure raises (after the calls before it ran). One
+        entry too large on its own raises MxGatewayRequestTooLargeError, nothing sent.
+        """
+        reply_arm, field = BULK_FIELDS[arm]
         command = command_for(arm, payload)
-        _check_size(command, self._client.options.max_message_bytes)
-        # Per-entry failures stay in the results; only a whole-call failure raises.
-        return await self.invoke(command, timeout=timeout)
+        limit = self._client.options.max_message_bytes
+        entries = getattr(payload, field)
+        size = command.ByteSize()
+        if size <= max(limit // 8, 1) or len(entries) <= 1:
+            _check_size(command, limit)
+            reply = await self.invoke(command, timeout=timeout)
+            return list(getattr(reply, reply_arm).results)
+        listed = list(entries)
+        parts = -(-size // max(limit // 8, 1))
+        step = -(-len(listed) // parts)
+        results: list[Any] = []
+        for start in range(0, len(listed), step):
+            part = type(payload)()
+            part.CopyFrom(payload)
+            del getattr(part, field)[:]
+            getattr(part, field).extend(listed[start : start + step])
+            results += await self._bulk(arm, part, timeout)
+        return results
 
     # -- MXAccess commands -------------------------------------------------------------------
 
@@ -681,7 +715,7 @@ class Session:
         self, server_handle: int, tag_addresses: Sequence[str], *, timeout: float | None = None
     ) -> list[pb.SubscribeResult]:
         """AddItem for many tags in one round trip; failures stay in the results."""
-        reply = await self._bulk(
+        return await self._bulk(
             "add_item_bulk",
             pb.AddItemBulkCommand(
                 server_handle=_handle("server_handle", server_handle),
@@ -689,12 +723,11 @@ class Session:
             ),
             timeout,
         )
-        return list(reply.bulk_subscribe.results)
 
     async def _handles_bulk(
         self, arm: str, message: Any, server_handle: int, handles: Sequence[int], timeout: Any
     ) -> list[pb.SubscribeResult]:
-        reply = await self._bulk(
+        return await self._bulk(
             arm,
             message(
                 server_handle=_handle("server_handle", server_handle),
@@ -702,7 +735,6 @@ class Session:
             ),
             timeout,
         )
-        return list(reply.bulk_subscribe.results)
 
     async def advise_item_bulk(
         self, server_handle: int, item_handles: Sequence[int], *, timeout: float | None = None
@@ -738,7 +770,7 @@ class Session:
         timeout: float | None = None,
     ) -> list[pb.SubscribeResult]:
         """AddItem + Advise for many tags in one round trip."""
-        reply = await self._bulk(
+        return await self._bulk(
             "subscribe_bulk",
             pb.SubscribeBulkCommand(
                 server_handle=_handle("server_handle", server_handle),
@@ -750,7 +782,6 @@ class Session:
             ),
             timeout,
         )
-        return list(reply.bulk_subscribe.results)
 
     async def unsubscribe_bulk(
         self, server_handle: int, item_handles: Sequence[int], *, timeout: float | None = None
@@ -763,12 +794,11 @@ class Session:
     async def _writes_bulk(
         self, arm: str, message: Any, server_handle: int, entries: list[Any], timeout: Any
     ) -> list[pb.BulkWriteResult]:
-        reply = await self._bulk(
+        return await self._bulk(
             arm,
             message(server_handle=_handle("server_handle", server_handle), entries=entries),
             timeout,
         )
-        return list(reply.bulk_write.results)
 
     async def write_bulk(
         self,
@@ -886,7 +916,7 @@ class Session:
         ``was_successful`` False and never fails the call. An already advised tag returns its
         cached value (``was_cached``) without touching the subscription.
         """
-        reply = await self._bulk(
+        results = await self._bulk(
             "read_bulk",
             pb.ReadBulkCommand(
                 server_handle=_handle("server_handle", server_handle),
@@ -895,7 +925,7 @@ class Session:
             ),
             timeout,
         )
-        return [read_result_from_pb(result) for result in reply.bulk_read.results]
+        return [read_result_from_pb(result) for result in results]
 
     # -- events ------------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""StreamStats: what one event stream has done, counted on the way and readable at any time.
+"""StreamStats: what a session's event streams have done, counted on the way, readable any time.
 
 The stream core updates it once per list of events (never per event): counts, bytes, the last
 sequence, and one latency sample per list (gateway receive time of its first event to the
@@ -35,7 +35,8 @@ _BUCKETS_NS = tuple(int(bound * 1e9) for bound in LATENCY_BUCKETS_S)
 
 
 class StreamStats:
-    """Counters of one event stream (``Session.stats`` is the current or last one's).
+    """Counters of a session's event streams (``Session.stats``; counted over every stream the
+    session object ran, so they only grow, as monitoring counters should).
 
     ``events`` and ``messages`` (gRPC messages) and ``bytes`` (their serialized size) received;
     ``decode_errors``; ``reconnects`` (attempts after a failure) and ``resumes`` (of them, the
@@ -53,6 +54,7 @@ class StreamStats:
         "last_gateway_ns",
         "last_sequence",
         "latency_counts",
+        "latency_sum_s",
         "messages",
         "overflows",
         "path",
@@ -82,6 +84,7 @@ class StreamStats:
         self.last_sequence = 0
         self.last_gateway_ns: int | None = None
         self.latency_counts = [0] * (len(_BUCKETS_NS) + 1)
+        self.latency_sum_s = 0.0
         self.path = ""
         self.receiver = ""
 
@@ -99,8 +102,9 @@ class StreamStats:
             self.last_sequence = last.worker_sequence
         stamp = events[0].gateway_receive_timestamp_ns
         if stamp is not None:
-            now = time.time_ns()
-            self.latency_counts[bisect.bisect_left(_BUCKETS_NS, now - stamp)] += count
+            latency = time.time_ns() - stamp
+            self.latency_counts[bisect.bisect_left(_BUCKETS_NS, latency)] += count
+            self.latency_sum_s += latency * count / 1e9
             self.last_gateway_ns = last.gateway_receive_timestamp_ns or stamp
 
     def gap(self, requested_after: int, oldest_available: int) -> None:

@@ -46,6 +46,7 @@ __all__ = ["EventPath", "event_lists"]
 logger = logging.getLogger(__name__)
 
 EventPath = Literal["batches", "single"]
+_RPC_NAMES: dict[str, str] = {"batches": "StreamEventBatches", "single": "StreamEvents"}
 
 _SERVICE = "/mxaccess_gateway.v1.MxAccessGateway/"
 # Codes a cut connection or a restarting gateway produce; anything else is final.
@@ -116,7 +117,9 @@ async def event_lists(
         retry_budget_s,
         on_trouble=session._set_stream_trouble,
     )
-    stats = session.stats = StreamStats(session.session_id)
+    if session.stats is None:
+        session.stats = StreamStats(session.session_id)
+    stats = session.stats
     session._active_streams += 1
     try:
         async with contextlib.aclosing(
@@ -255,7 +258,7 @@ async def _attached(
             reattaching = resume and attempts > 0 and _still_subscribed(code, details)
             if not resume or (code not in _RETRYABLE and not reattaching):
                 raise translate_rpc_error(
-                    error, "StreamEvents", not_found_is_session=True
+                    error, _RPC_NAMES[path], not_found_is_session=True, stream=True
                 ) from error
             logger.warning(
                 "event stream of session %s broke (%s); resuming after sequence %d",

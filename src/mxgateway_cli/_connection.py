@@ -50,20 +50,33 @@ _INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
 # -- argument types (argparse reports their ArgumentTypeError as a usage error, exit 2) ------
 
 
+# The longest time a flag may name: three years. gRPC takes deadlines up to about 30 years;
+# 1e10 s already makes every call fail at once with DEADLINE_EXCEEDED.
+MAX_SECONDS = 1e8
+# Longer than any number a flag takes (2**64 has 20 digits): refused before parsing, so a
+# 5,000-digit argument is a usage error naming the flag, not Python's digit-limit error.
+_MAX_DIGITS = 40
+
+
 def seconds(text: str) -> float:
-    """A positive, finite number of seconds."""
+    """A positive, finite number of seconds, at most ``MAX_SECONDS``."""
+    if len(text) > _MAX_DIGITS:
+        raise argparse.ArgumentTypeError("not a number of seconds (too long)")
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
     if not math.isfinite(value) or value <= 0:
         raise argparse.ArgumentTypeError(f"must be a positive finite number of seconds: {text!r}")
+    if value > MAX_SECONDS:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_SECONDS:g} seconds: {text!r}")
     return value
 
 
 def _integer(text: str, low: int, high: int, what: str) -> int:
-    if not _INT.fullmatch(text.strip()):
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}")
+    if len(text) > _MAX_DIGITS or not _INT.fullmatch(text.strip()):
+        shown = text if len(text) <= _MAX_DIGITS else text[:_MAX_DIGITS] + "..."
+        raise argparse.ArgumentTypeError(f"not an integer in {what}: {shown!r}")
     value = int(text)
     if not low <= value <= high:
         raise argparse.ArgumentTypeError(f"{value} is outside {what}")
@@ -83,6 +96,10 @@ def non_negative_int32(text: str) -> int:
 def uint64(text: str) -> int:
     """A decimal integer 0..2^64-1 (event sequences)."""
     return _integer(text, 0, 2**64 - 1, "0..2^64-1")
+
+
+def _receive_limit(text: str) -> int:
+    return _integer(text, 1024, 2**31 - 1, "1024..2147483647")
 
 
 def positive_int(text: str) -> int:
@@ -138,6 +155,12 @@ def connection_parent(*, stream: bool = False) -> argparse.ArgumentParser:
     else:
         timeout_help = f"deadline of each call in seconds (default {DEFAULT_TIMEOUT_S:g})"
     group.add_argument("--timeout", type=seconds, metavar="SECONDS", help=timeout_help)
+    group.add_argument(
+        "--max-receive-bytes",
+        type=_receive_limit,
+        metavar="N",
+        help="largest message to accept (default 16777216, the gateway's own limit)",
+    )
     parent.add_argument(
         "--log-level",
         type=_log_level,
@@ -206,6 +229,7 @@ def client_options(args: argparse.Namespace) -> ClientOptions:
             ca_file=args.ca_file,
             server_name_override=args.server_name_override,
             timeout=args.timeout or DEFAULT_TIMEOUT_S,
+            max_receive_message_bytes=getattr(args, "max_receive_bytes", None),
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None

@@ -41,6 +41,7 @@ from mxgateway_cli._connection import (
     uint64,
 )
 from mxgateway_cli._exit_codes import EXIT_OK, UsageError
+from mxgateway_cli._items import add_item_flags, items_of
 from mxgateway_cli._json import event_dict
 from mxgateway_cli._output import emit, emit_json, progress
 from mxgateway_cli._streams import consume
@@ -143,10 +144,12 @@ async def _reopen(client: GatewayClient, lost: Session, args: argparse.Namespace
     """--recover for a session another process built: a new session with the --item
     references subscribed (this process knows nothing else of the old one)."""
     session = await client.open_session("mxgw-py stream-events", recover=True)
+    session.leave_open()  # it continues the one another process owns
     failed = []
-    if args.item:
+    items = items_of(args, required=False)
+    if items:
         server = await session.register("mxgw-py stream-events")
-        for result in await session.subscribe_bulk(server, args.item):
+        for result in await session.subscribe_bulk(server, items):
             if not result.was_successful:
                 failed.append(result)
     _print_recovered(
@@ -166,8 +169,8 @@ async def _reopen(client: GatewayClient, lost: Session, args: argparse.Namespace
 
 async def cmd_stream_events(args: argparse.Namespace) -> int:
     """Print a session's events until the bound, the timeout or the end of the stream."""
-    if args.item and not args.recover:
-        raise UsageError("--item is only used with --recover")
+    if (args.item or args.items_file) and not args.recover:
+        raise UsageError("--item and --items-file are only used with --recover")
     if args.duration is not None and args.timeout is not None:
         raise UsageError("--duration and --timeout are the same bound here: give one")
     async with gateway_client(args) as client:
@@ -340,13 +343,7 @@ def add_event_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
         "the end (events, messages, bytes, reconnects, gaps, lag, latency histogram)",
     )
     parser.add_argument("--recover", action="store_true", help=_RECOVER_HELP)
-    parser.add_argument(
-        "--item",
-        action="append",
-        default=[],
-        metavar="REF",
-        help="with --recover: a reference to subscribe on a recovered session (repeatable)",
-    )
+    add_item_flags(parser, what="with --recover: a reference to subscribe on a recovered session")
     parser.set_defaults(handler=cmd_stream_events)
 
     parser = commands.add_parser(

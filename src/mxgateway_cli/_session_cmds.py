@@ -25,6 +25,7 @@ from mxgateway_cli._connection import (
     non_negative_int32,
 )
 from mxgateway_cli._exit_codes import EXIT_OK, UsageError
+from mxgateway_cli._items import add_item_flags, items_of
 from mxgateway_cli._json import message_dict, value_dict
 from mxgateway_cli._output import emit, register_secret
 from mxgateway_cli._values import TYPE_NAMES, data_type_of, infer_type, parse_time, parse_value
@@ -51,6 +52,7 @@ async def cmd_open_session(args: argparse.Namespace) -> int:
     """OpenSession; prints the OpenSessionReply (text: the session id)."""
     async with gateway_client(args) as client:
         session = await client.open_session(args.name, lease_seconds=args.lease_seconds)
+        session.leave_open()  # for the next commands: they name it with --session-id
     emit(args.json, message_dict(session.open_reply), session.session_id)
     return EXIT_OK
 
@@ -236,9 +238,12 @@ async def cmd_write(args: argparse.Namespace) -> int:
 
 async def cmd_read_bulk(args: argparse.Namespace) -> int:
     """ReadBulk; per-tag outcomes are in ``results`` (a failing tag never fails the call)."""
+    items_of(args)  # a usage error before connecting
     async with gateway_client(args) as client:
         session = attach_session(client, args.session_id)
-        results = await session.read_bulk(args.server_handle, args.item, timeout_ms=args.timeout_ms)
+        results = await session.read_bulk(
+            args.server_handle, items_of(args), timeout_ms=args.timeout_ms
+        )
     values = {
         r.tag_address: f"{r.value!r} quality={r.quality}" for r in results if r.was_successful
     }
@@ -248,11 +253,12 @@ async def cmd_read_bulk(args: argparse.Namespace) -> int:
 
 async def cmd_subscribe_bulk(args: argparse.Namespace) -> int:
     """SubscribeBulk (AddItem + Advise per tag); per-tag outcomes in ``results``."""
+    items = items_of(args)
     async with gateway_client(args) as client:
         session = attach_session(client, args.session_id)
         results = await session.subscribe_bulk(
             args.server_handle,
-            args.item,
+            items,
             supervisory=args.supervisory,
             buffered_update_interval_ms=args.buffered_update_interval_ms,
         )
@@ -479,9 +485,7 @@ def add_session_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
     parser = command("read-bulk", "ReadBulk: read many tags in one round trip")
     _session_id(parser)
     _server_handle(parser)
-    parser.add_argument(
-        "--item", required=True, action="append", metavar="REF", help="a tag (repeat for more)"
-    )
+    add_item_flags(parser)
     parser.add_argument(
         "--timeout-ms",
         type=non_negative_int32,
@@ -494,9 +498,7 @@ def add_session_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
     parser = command("subscribe-bulk", "SubscribeBulk: AddItem + Advise for many tags")
     _session_id(parser)
     _server_handle(parser)
-    parser.add_argument(
-        "--item", required=True, action="append", metavar="REF", help="a tag (repeat for more)"
-    )
+    add_item_flags(parser)
     parser.add_argument("--supervisory", action="store_true", help="advise supervisory")
     parser.add_argument(
         "--buffered-update-interval-ms",

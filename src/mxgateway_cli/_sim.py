@@ -1,8 +1,10 @@
 """``mxgw-py sim``: run the simulated gateway until SIGINT/SIGTERM.
 
 When it is ready it prints exactly one JSON line ``{"listening": "HOST:PORT"}`` on stdout (so
-scripts and tests can start it on port 0); logs go to stderr. API keys are read from an
-environment variable or a file and never printed or logged.
+scripts and tests can start it on port 0), and when it stops one last line ``{"stopped": STATS}``
+(``SimulatedGateway.stats()``: messages and events sent per event rpc, the process's CPU
+seconds, so a benchmark can report the server's CPU per message); logs go to stderr. API keys
+are read from an environment variable or a file and never printed or logged.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import argparse
 import asyncio
 import logging
 import os
+import re
 import signal
 import sys
 from pathlib import Path
@@ -34,7 +37,8 @@ def add_sim_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
         help="run a simulated MXAccess Gateway (for tests, demos and benchmarks)",
         description=(
             "Serve a simulated MXAccess Gateway and GalaxyRepository. Prints one JSON line "
-            '{"listening": "HOST:PORT"} on stdout when ready; stops on SIGINT/SIGTERM.'
+            '{"listening": "HOST:PORT"} on stdout when ready; stops on SIGINT/SIGTERM, then '
+            'prints {"stopped": {...}} (messages and events sent, CPU seconds).'
         ),
     )
     sim.add_argument(
@@ -65,6 +69,36 @@ def add_sim_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
         "--flood",
         action="store_true",
         help="advised items produce events as fast as the client reads (throughput runs)",
+    )
+    sim.add_argument(
+        "--flood-rate",
+        type=float,
+        default=0.0,
+        metavar="EVENTS_PER_S",
+        help="with --flood: flood events per second per session, produced when due "
+        "(default 0 = as fast as the client reads)",
+    )
+    sim.add_argument(
+        "--no-event-batches",
+        dest="event_batches",
+        action="store_false",
+        help="the genuine gateway: no StreamEventBatches rpc (UNIMPLEMENTED), only StreamEvents",
+    )
+    sim.add_argument(
+        "--min-ping-interval",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="gRPC server ping policy: least interval between client pings without data "
+        "(default grpc-core's, 300 s; the --flood front door does not enforce it)",
+    )
+    sim.add_argument(
+        "--max-ping-strikes",
+        type=int,
+        default=None,
+        metavar="N",
+        help="gRPC server ping policy: bad pings before GOAWAY (default grpc-core's, 2; "
+        "0 = unlimited)",
     )
     sim.add_argument(
         "--queue-policy",
@@ -142,9 +176,30 @@ def build_config(args: argparse.Namespace) -> SimConfig:
             rate=args.rate,
             flood=args.flood,
             queue_policy=args.queue_policy,
+            event_batches=args.event_batches,
+            flood_rate=args.flood_rate,
+            min_ping_interval_s=args.min_ping_interval,
+            max_ping_strikes=args.max_ping_strikes,
         )
     except ValueError as exc:
-        raise UsageError(str(exc)) from None
+        raise UsageError(_flag_names(str(exc))) from None
+
+
+# SimConfig's errors name its fields; the command's user knows the flags.
+_FLAGS = {
+    "flood_rate": "--flood-rate",
+    "flood=True": "--flood",
+    "min_ping_interval_s": "--min-ping-interval",
+    "max_ping_strikes": "--max-ping-strikes",
+    "galaxy_size": "--galaxy-size",
+    "rate": "--rate",
+}
+
+
+def _flag_names(message: str) -> str:
+    for field, flag in _FLAGS.items():
+        message = re.sub(rf"(?<![\w-]){re.escape(field)}(?![\w=])", flag, message)
+    return message
 
 
 async def _serve(config: SimConfig) -> None:
@@ -154,11 +209,13 @@ async def _serve(config: SimConfig) -> None:
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    gateway = SimulatedGateway(config)
     try:
-        async with SimulatedGateway(config) as gateway:
+        async with gateway:
             emit_json({"listening": gateway.endpoint})
             await stop.wait()
             logging.getLogger("mxgateway.sim").info("signal received, stopping")
+        emit_json({"stopped": gateway.stats()})
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)

@@ -13,7 +13,7 @@ import json
 import math
 import re
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mxgateway import MxDataType, to_mx_value
@@ -56,7 +56,9 @@ def _integer(type_name: str, value: int, text: str) -> int:
 def _time(text: str) -> datetime:
     try:
         when = datetime.fromisoformat(text)
-    except ValueError:
+        if when.tzinfo is not None:
+            when.astimezone(UTC)  # out of range once in UTC (e.g. 9999-12-31T23:00-05:00)
+    except (ValueError, OverflowError):
         raise UsageError(
             f"{text!r} is not an ISO 8601 time (e.g. 2024-05-01T12:00:00+00:00)"
         ) from None
@@ -196,13 +198,49 @@ def data_type_of(type_name: str) -> MxDataType:
     return _DATA_TYPES[type_name]
 
 
+# Deeper than any MXAccess array (rank ≤ 3 in practice): refused before it costs recursion.
+MAX_ARRAY_DEPTH = 16
+
+
 def parse_value(type_name: str, text: str, *, array: bool = False) -> tuple[Any, MxDataType]:
-    """The Python value and MxDataType for ``--type type_name --value text`` (UsageError when
-    the text does not parse strictly or the library would refuse the value)."""
+    """The Python value and MxDataType for ``--type type_name --value text`` (UsageError,
+    naming --value, when the text does not parse strictly, nests too deep, is not valid text,
+    or the library would refuse the value)."""
     data_type = data_type_of(type_name)
-    value = _array(type_name, text) if array else _scalar(type_name, text)
     try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError("--value: not valid text (an unpaired surrogate)") from None
+    if array and _depth(text) > MAX_ARRAY_DEPTH:
+        raise UsageError(f"--value: arrays nest deeper than {MAX_ARRAY_DEPTH} levels")
+    try:
+        value = _array(type_name, text) if array else _scalar(type_name, text)
         to_mx_value(value, data_type)  # the library's own checks: ranges, float32, shapes
-    except (ValueError, TypeError, OverflowError) as exc:
+    except UsageError as exc:
+        message = str(exc)
+        raise UsageError(message if message.startswith("--") else f"--value: {message}") from None
+    except (ValueError, TypeError, OverflowError, RecursionError) as exc:
         raise UsageError(f"--value: {exc}") from None
     return value, data_type
+
+
+def _depth(text: str) -> int:
+    """How deep the brackets of ``text`` nest (outside strings), without parsing it."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch == "[":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch == "]":
+            depth -= 1
+    return deepest

@@ -70,8 +70,11 @@ def assert_protobuf_json(data: Any) -> None:
             assert_protobuf_json(item)
 
 
-def run(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> Result:
-    """Run the installed ``mxgw-py`` with ``args``; no secret may appear in its output."""
+def run(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60, stdin: str | None = None
+) -> Result:
+    """Run the installed ``mxgw-py`` with ``args`` (and ``stdin``); no secret may appear in
+    its output."""
     assert MXGW is not None, "the mxgw-py console script is not installed"
     completed = subprocess.run(
         [MXGW, *args],
@@ -80,6 +83,7 @@ def run(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> R
         env=env or ENV,
         timeout=timeout,
         check=False,
+        input=stdin,
     )
     for secret in SECRETS:
         assert secret not in completed.stdout, f"secret in stdout of {args}"

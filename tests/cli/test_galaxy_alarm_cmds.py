@@ -43,9 +43,17 @@ def test_galaxy_discover_is_deterministic(gateway: Gateway) -> None:
 
     text = gateway.run("galaxy-discover", "--tag-glob", "Pump_00?", "--page-size", "2")
     assert text.code == 0, text
-    names = [line.split()[0] for line in text.stdout.splitlines()]
+    # An object line, then an indented line per attribute with its type.
+    lines = text.stdout.splitlines()
+    names = [line.split()[0] for line in lines if not line.startswith(" ")]
     expected = [obj["tagName"] for obj in objects if re.fullmatch(r"Pump_00.", obj["tagName"])]
     assert names == expected and len(names) > 2  # every page, in the hierarchy's order
+    first = next(obj for obj in objects if obj["tagName"] == expected[0])
+    attribute = first["attributes"][0]
+    assert lines[1].startswith(f"  .{attribute['attributeName']}: ")
+    nothing = gateway.run("galaxy-discover", "--tag-glob", "Nothing_*")
+    assert nothing.code == 0 and nothing.stdout == ""
+    assert "no object matches --tag-glob 'Nothing_*'" in nothing.stderr
 
 
 def test_galaxy_browse(gateway: Gateway) -> None:

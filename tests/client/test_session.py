@@ -175,11 +175,16 @@ async def test_bad_bulk_value_sends_nothing(client: GatewayClient) -> None:
             await session.write_bulk(1, [(1, 1.0), (2, math.nan)])
 
 
-async def test_oversized_bulk_is_a_typed_error(client: GatewayClient) -> None:
+async def test_a_bulk_over_the_message_limit_is_split_into_calls(client: GatewayClient) -> None:
     async with await client.open_session() as session:
-        tags = ["T" * 1000 + f".A{i}" for i in range(17_000)]
-        with pytest.raises(MxGatewayRequestTooLargeError):
-            await session.add_item_bulk(1, tags)
+        server = await session.register("split")
+        tags = ["T" * 1000 + f".A{i}" for i in range(17_000)]  # about 17 MB: over 16 MiB
+        results = await session.add_item_bulk(server, tags)
+        assert [r.tag_address for r in results] == tags
+        assert all(r.was_successful for r in results)  # MXAccess takes unknown references
+        assert len(session.items) == len(tags)
+        with pytest.raises(MxGatewayRequestTooLargeError):  # one entry alone over the limit
+            await session.add_item_bulk(server, ["T" * 17_000_000])
 
 
 async def test_every_single_command(

@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from mxgateway import LATENCY_BUCKETS_S, GatewayClient, MxEvent, StreamStats
+from mxgateway import GatewayClient, MxEvent, StreamStats
+from mxgateway._stats import LATENCY_BUCKETS_S
 from mxgateway.sim import SimConfig, SimulatedGateway
 from tests.client._helpers import take
 from tests.streams import MODES, StreamMode, connect, event_lists

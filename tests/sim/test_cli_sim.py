@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import cast
 
 import grpc
 import pytest
@@ -89,7 +90,11 @@ async def test_plaintext_port_zero_sigterm_and_key_never_printed(tmp_path: Path)
     finally:
         code, stdout, stderr = await stop(process, signal.SIGTERM)
     assert code == 0, stderr.decode()
-    assert stdout == b""  # the listening line was the only output
+    # After the listening line, exactly one: the stop statistics.
+    (stopped,) = stdout.decode().splitlines()
+    stats = json.loads(stopped)["stopped"]
+    assert stats["cpu_seconds"] > 0
+    assert stats["rpcs"] == {}  # no event stream was opened
     for secret in (KEY, SCOPED, "VerySecret", "AnotherSecret"):
         assert secret.encode() not in stdout + stderr
     assert b"listening" in stderr  # logs go to stderr
@@ -164,3 +169,97 @@ def test_malformed_key_is_a_usage_error_without_echo() -> None:
     )
     assert result.returncode == 2
     assert b"TopSecret" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["--flood", "--flood-rate", "-5"], b"--flood-rate"),
+        (["--flood", "--flood-rate", "nan"], b"--flood-rate"),
+        (["--flood-rate", "100"], b"--flood"),
+        (["--min-ping-interval", "-1"], b"--min-ping-interval"),
+        (["--max-ping-strikes", "-2"], b"--max-ping-strikes"),
+    ],
+)
+def test_new_flags_are_bounded_and_named(args: list[str], named: bytes) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mxgateway_cli",
+            "sim",
+            "--listen",
+            "127.0.0.1:0",
+            "--plaintext",
+            *args,
+        ],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr.decode()
+    assert named in result.stderr
+    assert result.stdout == b""
+
+
+async def test_genuine_paced_flood_and_the_stopped_line() -> None:
+    process, listening = await start(
+        "--listen",
+        "127.0.0.1:0",
+        "--plaintext",
+        "--flood",
+        "--flood-rate",
+        "5000",
+        "--no-event-batches",
+        "--min-ping-interval",
+        "1",
+        "--max-ping-strikes",
+        "0",
+        "--log-level",
+        "WARNING",
+    )
+    try:
+        async with grpc.aio.insecure_channel(listening) as channel:
+            stub = pb_grpc.MxAccessGatewayStub(channel)
+            reply = await stub.OpenSession(pb.OpenSessionRequest())
+            assert "stream-event-batches" not in reply.capabilities
+            assert "flood" in reply.capabilities
+            session_id = reply.session_id
+            server = (
+                await stub.Invoke(
+                    pb.MxCommandRequest(
+                        session_id=session_id,
+                        command=pb.MxCommand(
+                            kind=pb.MX_COMMAND_KIND_REGISTER, register=pb.RegisterCommand()
+                        ),
+                    )
+                )
+            ).register.server_handle
+            await stub.Invoke(
+                pb.MxCommandRequest(
+                    session_id=session_id,
+                    command=pb.MxCommand(
+                        kind=pb.MX_COMMAND_KIND_SUBSCRIBE_BULK,
+                        subscribe_bulk=pb.SubscribeBulkCommand(
+                            server_handle=server, tag_addresses=["Pump_001.Speed"]
+                        ),
+                    ),
+                )
+            )
+            call = stub.StreamEvents(pb.StreamEventsRequest(session_id=session_id))
+            received = [cast(pb.MxEvent, await call.read()) for _ in range(1000)]
+            assert received[-1].worker_sequence == 1000
+            call.cancel()
+            batches = stub.StreamEventBatches(pb.StreamEventsRequest(session_id=session_id))
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await batches.read()
+            assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    finally:
+        code, stdout, stderr = await stop(process, signal.SIGTERM)
+    assert code == 0, stderr.decode()
+    (stopped,) = stdout.decode().splitlines()
+    stats = json.loads(stopped)["stopped"]
+    events = stats["rpcs"]["/mxaccess_gateway.v1.MxAccessGateway/StreamEvents"]
+    assert events["messages"] >= 1000
+    assert events["events"] == events["messages"]
+    assert stats["cpu_seconds"] >= stats["started_cpu_seconds"] > 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import grpc
@@ -388,12 +389,12 @@ async def test_verified_write_needs_a_second_user(client: Client) -> None:
     assert (await secured2(supervisor)).protocol_status.code == OK
 
 
-async def test_buffered_items(gw: SimulatedGateway, client: Client) -> None:
+async def _buffered_item(client: Client, interval_ms: int) -> tuple[int, int]:
     server = await client.register()
     reply = await client.invoke(
         K.MX_COMMAND_KIND_SET_BUFFERED_UPDATE_INTERVAL,
         set_buffered_update_interval=pb.SetBufferedUpdateIntervalCommand(
-            server_handle=server, update_interval_ms=100
+            server_handle=server, update_interval_ms=interval_ms
         ),
     )
     assert reply.protocol_status.code == OK
@@ -403,18 +404,32 @@ async def test_buffered_items(gw: SimulatedGateway, client: Client) -> None:
             server_handle=server, item_definition=OPERATE_DOUBLE, item_context=""
         ),
     )
-    item = reply.item_handle.item_handle
+    return server, reply.item_handle.item_handle
+
+
+async def test_buffered_items(gw: SimulatedGateway, client: Client) -> None:
+    server, item = await _buffered_item(client, 100)
+    state = gw.attribute(OPERATE_DOUBLE)
+    assert state is not None
+    initial = state.value
     call = client.stream()
     await client.advise(server, item)
     for value in (1.0, 2.0, 3.0):
         gw.set_value(OPERATE_DOUBLE, value)
-    (event,) = await take(call, 1)
-    assert event.family == pb.MX_EVENT_FAMILY_ON_BUFFERED_DATA_CHANGE
-    assert event.WhichOneof("body") == "on_buffered_data_change"
-    body = event.on_buffered_data_change
-    assert body.data_type == pb.MX_DATA_TYPE_DOUBLE
-    assert [s.value.double_value for s in body.samples][-3:] == [1.0, 2.0, 3.0]
-    assert all(s.quality == 192 for s in body.samples)
+    # Samples come in windows of the update interval; how they fall into windows depends on
+    # how long the advise reply took to arrive, so read until the last one.
+    samples: list[pb.BufferedSample] = []
+    while not samples or samples[-1].value.double_value != 3.0:
+        (event,) = await take(call, 1)
+        assert event.family == pb.MX_EVENT_FAMILY_ON_BUFFERED_DATA_CHANGE
+        assert event.WhichOneof("body") == "on_buffered_data_change"
+        body = event.on_buffered_data_change
+        assert body.data_type == pb.MX_DATA_TYPE_DOUBLE
+        assert event.value == body.samples[-1].value  # the event carries the newest sample
+        samples += body.samples
+    # Every sample once, in order: the value at advise time, then each one set.
+    assert [s.value.double_value for s in samples] == [initial, 1.0, 2.0, 3.0]
+    assert all(s.quality == 192 for s in samples)
     call.cancel()
     bad = await client.invoke(
         K.MX_COMMAND_KIND_SET_BUFFERED_UPDATE_INTERVAL,
@@ -423,6 +438,19 @@ async def test_buffered_items(gw: SimulatedGateway, client: Client) -> None:
         ),
     )
     assert_failure(bad, CONFIGURATION)
+
+
+async def test_buffered_window_opens_with_the_first_sample(client: Client) -> None:
+    # The first delivery waits the whole interval after the first sample (the advise), not
+    # whatever tick comes first: samples that follow at once share its window.
+    server, item = await _buffered_item(client, 400)
+    call = client.stream()
+    advised_ns = time.time_ns()
+    await client.advise(server, item)
+    (event,) = await take(call, 1)
+    delivered_ns = event.worker_timestamp.ToNanoseconds()
+    assert delivered_ns - advised_ns >= 400_000_000 - 5_000_000  # clock granularity slack
+    call.cancel()
 
 
 async def test_drain_events_limits(gw: SimulatedGateway, client: Client) -> None:

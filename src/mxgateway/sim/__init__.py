@@ -23,7 +23,39 @@ Choices where the contract is silent:
 - A write emits ON_DATA_CHANGE to every advised item of the attribute (every session), then
   ON_WRITE_COMPLETE to the writer; a written attribute then holds its value (its generator
   stops).
-- Flood mode produces ON_DATA_CHANGE events for advised items only while a subscriber reads.
+- Flood mode produces ON_DATA_CHANGE events for advised items only while a subscriber reads:
+  as fast as it reads, or paced at ``flood_rate`` events per second per session (produced when
+  due, with a granularity of about a millisecond, stamped when produced; a backlog the reader
+  does not take that outgrows ``queue_capacity`` is an overflow).
+- ``event_batches=False`` (``--no-event-batches``) is the genuine gateway: StreamEventBatches
+  answers UNIMPLEMENTED and OpenSession does not announce "stream-event-batches".
+- Rate mode: each advised attribute changes every 1/``rate`` s at its own phase, when due
+  (about 1 ms timer resolution), evenly rather than in ticks; ``step_values()`` steps them all
+  at once for tests. Buffered items deliver a window once the update interval has passed
+  since its first sample.
+- ``stats()``: messages and events sent per event rpc, and the process's CPU time (``mxgw-py
+  sim`` prints them as its last line, ``{"stopped": ...}``).
+- ``min_ping_interval_s`` / ``max_ping_strikes`` set the grpc server's ping policy (None keeps
+  grpc-core's defaults: 5 minutes without data, 2 strikes).
+
+The flood front door. In flood mode the public port is not the grpc.aio server (whose 30-55 us
+of CPU per streamed message cannot feed a fast StreamEvents client) but an asyncio HTTP/2
+server on h2 (``mxgateway.sim._frontdoor``). It serves StreamEvents and StreamEventBatches
+itself: gRPC length-prefixed messages, pre-encoded (flood batches re-framed in one pass), as
+many per DATA frame as fit, produced only while both flow-control windows and the transport
+have room, so a slow reader gets HTTP/2 flow control and the server holds at most one chunk
+per stream. Sessions, attach, replay, ReplayGap, overflow, the one-subscriber rule and auth
+are the same code as the grpc.aio handlers (``GatewayService.open_feed``). A client's
+RST_STREAM detaches the subscriber at once; a session closed by the gateway ends the stream
+with OK; errors are trailers (grpc-status, grpc-message); ``grpc-timeout`` is honoured.
+OpenSession, CloseSession and Invoke are served by the same GatewayService handlers as on the
+grpc.aio server, with the client's deadline. Every other rpc (alarms, GalaxyRepository, health,
+the bidi reflection service) is proxied to the grpc.aio server of the same process on
+127.0.0.1:0, with metadata (authorization) passed through, ``grpc-timeout`` as the deadline,
+and the status and trailing metadata passed back. TLS uses asyncio's ssl with ALPN "h2". The
+front door acknowledges every PING: it does not enforce grpc-core's ping policy (the ping
+knobs apply to the grpc.aio server, that is to the simulator outside flood mode); nor does it
+accept compressed messages (grpc-encoding other than identity: UNIMPLEMENTED).
 """
 
 from mxgateway.sim._config import SimConfig, parse_api_key_lines

@@ -8,8 +8,8 @@ No key, secret or part of one is ever logged or put in a status message.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any, TypeAlias
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeAlias
 
 import grpc
 
@@ -19,7 +19,16 @@ if TYPE_CHECKING:
 from mxgateway.generated import mxaccess_gateway_pb2 as pb
 from mxgateway.sim._config import is_valid_api_key
 
-__all__ = ["Authenticator", "scope_for_command", "scope_for_rpc"]
+__all__ = ["Authenticator", "CallContext", "scope_for_command", "scope_for_rpc"]
+
+
+class CallContext(Protocol):
+    """What the auth check and the stream attach need of a call: a grpc.aio ServicerContext,
+    or the flood front door's own for the streams it serves natively."""
+
+    def invocation_metadata(self) -> Iterable[tuple[str, str | bytes]] | None: ...
+    async def abort(self, code: grpc.StatusCode, details: str = ...) -> NoReturn: ...
+
 
 if TYPE_CHECKING:
     Context: TypeAlias = aio.ServicerContext[Any, Any]
@@ -89,7 +98,7 @@ class Authenticator:
                 found, scopes = True, key_scopes
         return found, scopes
 
-    async def check(self, context: Context, scope: str) -> None:
+    async def check(self, context: CallContext, scope: str) -> None:
         """Abort the call (UNAUTHENTICATED / PERMISSION_DENIED) unless its key has ``scope``."""
         if not self._keys:
             return

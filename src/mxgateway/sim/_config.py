@@ -32,6 +32,10 @@ ALL_SCOPES: frozenset[str] = frozenset(
 
 QueuePolicy = Literal["fail_fast", "disconnect_subscriber"]
 
+MAX_FLOOD_RATE = 10_000_000.0  # events per second per session
+MAX_PING_INTERVAL_S = 86_400.0
+MAX_PING_STRIKES = 1000
+
 # mxgw_<keyId>_<secret>: the key id has no underscore; the secret may.
 _API_KEY = re.compile(r"mxgw_[A-Za-z0-9-]+_[A-Za-z0-9_\-]+")
 
@@ -74,6 +78,14 @@ class SimConfig:
     Defaults are the real gateway's (contract.md, "Gateway behaviour a client must survive").
     ``api_keys`` maps each accepted key to its scopes (None = every scope); with no keys, auth
     is off. Secrets (keys, the TLS private key) never appear in the repr.
+
+    ``event_batches=False`` is the genuine gateway: StreamEventBatches is not offered
+    (UNIMPLEMENTED) and OpenSession does not announce "stream-event-batches". ``flood_rate``
+    (events per second per session, flood mode only; 0 = as fast as the reader reads) paces the
+    flood.
+    ``min_ping_interval_s`` / ``max_ping_strikes`` set grpc-core's ping policy of the gRPC server
+    (None = grpc-core's defaults: 5 min without data, 2 strikes); the flood front door does not
+    enforce it.
     """
 
     host: str = "127.0.0.1"
@@ -97,6 +109,10 @@ class SimConfig:
     lease_seconds: int = 1800
     detach_grace_s: float = 30.0
     max_message_bytes: int = 16 * 1024 * 1024
+    event_batches: bool = True
+    flood_rate: float = 0.0
+    min_ping_interval_s: float | None = None
+    max_ping_strikes: int | None = None
 
     def __post_init__(self) -> None:
         if not self.host:
@@ -130,11 +146,64 @@ class SimConfig:
             value = getattr(self, name)
             if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be a finite number > 0, not {value!r}")
+        self._check_flood_and_pings()
         if self.queue_policy not in ("fail_fast", "disconnect_subscriber"):
             raise ValueError(
                 f"queue_policy must be 'fail_fast' or 'disconnect_subscriber', "
                 f"not {self.queue_policy!r}"
             )
+
+    def _check_flood_and_pings(self) -> None:
+        rate = self.flood_rate
+        if not (
+            isinstance(rate, int | float)
+            and not isinstance(rate, bool)
+            and math.isfinite(rate)
+            and 0 <= rate <= MAX_FLOOD_RATE
+        ):
+            raise ValueError(
+                f"flood_rate must be a number of events/s in 0..{MAX_FLOOD_RATE:.0f}, not {rate!r}"
+            )
+        if rate > 0 and not self.flood:
+            raise ValueError("flood_rate paces flood mode: it needs flood=True")
+        interval = self.min_ping_interval_s
+        if interval is not None and not (
+            isinstance(interval, int | float)
+            and not isinstance(interval, bool)
+            and math.isfinite(interval)
+            and 0 <= interval <= MAX_PING_INTERVAL_S
+        ):
+            raise ValueError(
+                f"min_ping_interval_s must be None or seconds in 0..{MAX_PING_INTERVAL_S:.0f}, "
+                f"not {interval!r}"
+            )
+        strikes = self.max_ping_strikes
+        if strikes is not None and (
+            isinstance(strikes, bool)
+            or not isinstance(strikes, int)
+            or not 0 <= strikes <= MAX_PING_STRIKES
+        ):
+            raise ValueError(
+                f"max_ping_strikes must be None or an int in 0..{MAX_PING_STRIKES}, not {strikes!r}"
+            )
+
+    def grpc_server_options(self) -> list[tuple[str, int]]:
+        """The grpc server options this configuration asks for (message limits, ping policy)."""
+        options = [
+            ("grpc.max_send_message_length", self.max_message_bytes),
+            ("grpc.max_receive_message_length", self.max_message_bytes),
+            ("grpc.so_reuseport", 0),
+        ]
+        if self.min_ping_interval_s is not None:
+            options.append(
+                (
+                    "grpc.http2.min_ping_interval_without_data_ms",
+                    round(self.min_ping_interval_s * 1000),
+                )
+            )
+        if self.max_ping_strikes is not None:
+            options.append(("grpc.http2.max_ping_strikes", self.max_ping_strikes))
+        return options
 
     def _positive_int(self, name: str) -> None:
         value = getattr(self, name)
@@ -161,6 +230,8 @@ class SimConfig:
                 "seed",
                 "rate",
                 "flood",
+                "flood_rate",
+                "event_batches",
                 "queue_policy",
             )
         )

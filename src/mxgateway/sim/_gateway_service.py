@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, cast
 
 import grpc
 
@@ -20,16 +20,17 @@ from mxgateway.generated import mxaccess_gateway_pb2 as pb
 from mxgateway.sim._auth import Authenticator, scope_for_command, scope_for_rpc
 from mxgateway.sim._commands import execute
 from mxgateway.sim._config import SimConfig
-from mxgateway.sim._events import FloodSpec, batch_frame, encode_flood, frame_event, split_batch
+from mxgateway.sim._events import split_batch
+from mxgateway.sim._feed import BATCHES_PATH, EVENTS_PATH, EventFeed, StreamStats
 from mxgateway.sim._plant import now_ns
 from mxgateway.sim._registry import SessionLimitError, SessionRegistry
 from mxgateway.sim._session import Session, Subscriber
 from mxgateway.sim._status import protocol
 
 if TYPE_CHECKING:
-    from mxgateway.sim._auth import Context
+    from mxgateway.sim._auth import CallContext, Context
 
-__all__ = ["SERVICE_NAME", "AlarmHandlers", "GatewayService"]
+__all__ = ["SERVICE_NAME", "AlarmHandlers", "GatewayService", "UnaryRpc"]
 
 log = logging.getLogger("mxgateway.sim")
 
@@ -44,8 +45,16 @@ CAPABILITIES = (
     "secured-writes",
     "stream-event-batches",
 )
+BATCHES_CAPABILITY = "stream-event-batches"
 _FLOOD_SINGLE_CHUNK = 256  # StreamEvents in flood mode: events encoded per codec call
-_FRAME_OVERHEAD = 16
+
+
+class UnaryRpc(NamedTuple):
+    """A unary rpc: its handler (request, context) -> reply, and how its messages are coded."""
+
+    handler: Callable[[Any, Any], Awaitable[Any]]
+    parse: Callable[[bytes], Any]
+    serialize: Callable[[Any], bytes]
 
 
 class AlarmHandlers(Protocol):
@@ -81,6 +90,7 @@ class GatewayService:
         auth: Authenticator,
         alarms: AlarmHandlers | None,
         clock: Callable[[], int] = now_ns,
+        stats: StreamStats | None = None,
     ) -> None:
         self._config = config
         self._registry = registry
@@ -88,35 +98,46 @@ class GatewayService:
         self._alarms = alarms
         self._clock = clock
         self._tasks: set[asyncio.Task[pb.MxCommandReply]] = set()
-        self._flood_cap: int | None = None
+        self.stats = stats if stats is not None else StreamStats()
+
+    def session_rpcs(self) -> dict[str, UnaryRpc]:
+        """OpenSession, CloseSession and Invoke: handler, request parser, reply serializer.
+
+        The grpc.aio server registers them; the flood front door calls them itself (relayed
+        through grpc.aio, each pending command, up to 128 per session, would be two calls in
+        one process, and grpc.aio cancels calls past about 2,000 in flight per process).
+        """
+        return {
+            "OpenSession": UnaryRpc(
+                self.open_session,
+                pb.OpenSessionRequest.FromString,
+                pb.OpenSessionReply.SerializeToString,
+            ),
+            "CloseSession": UnaryRpc(
+                self.close_session,
+                pb.CloseSessionRequest.FromString,
+                pb.CloseSessionReply.SerializeToString,
+            ),
+            "Invoke": UnaryRpc(
+                self.invoke, pb.MxCommandRequest.FromString, pb.MxCommandReply.SerializeToString
+            ),
+        }
 
     def generic_handler(self) -> grpc.GenericRpcHandler:
         """The service's handlers, for ``server.add_generic_rpc_handlers``."""
         unary = grpc.unary_unary_rpc_method_handler
         stream = grpc.unary_stream_rpc_method_handler
         handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {
-            "OpenSession": unary(
-                self.open_session,
-                request_deserializer=pb.OpenSessionRequest.FromString,
-                response_serializer=pb.OpenSessionReply.SerializeToString,
-            ),
-            "CloseSession": unary(
-                self.close_session,
-                request_deserializer=pb.CloseSessionRequest.FromString,
-                response_serializer=pb.CloseSessionReply.SerializeToString,
-            ),
-            "Invoke": unary(
-                self.invoke,
-                request_deserializer=pb.MxCommandRequest.FromString,
-                response_serializer=pb.MxCommandReply.SerializeToString,
-            ),
+            name: unary(
+                rpc.handler,
+                request_deserializer=rpc.parse,
+                response_serializer=rpc.serialize,
+            )
+            for name, rpc in self.session_rpcs().items()
+        }
+        handlers |= {
             "StreamEvents": stream(
                 self.stream_events,
-                request_deserializer=pb.StreamEventsRequest.FromString,
-                response_serializer=_identity,
-            ),
-            "StreamEventBatches": stream(
-                self.stream_event_batches,
                 request_deserializer=pb.StreamEventsRequest.FromString,
                 response_serializer=_identity,
             ),
@@ -136,7 +157,19 @@ class GatewayService:
                 response_serializer=pb.ActiveAlarmSnapshot.SerializeToString,
             ),
         }
+        if self._config.event_batches:
+            # Without it (the genuine gateway) grpc answers UNIMPLEMENTED, as a gateway would.
+            handlers["StreamEventBatches"] = stream(
+                self.stream_event_batches,
+                request_deserializer=pb.StreamEventsRequest.FromString,
+                response_serializer=_identity,
+            )
         return grpc.method_handlers_generic_handler(SERVICE_NAME, handlers)
+
+    def capabilities(self) -> list[str]:
+        """The capabilities OpenSession announces."""
+        names = [c for c in CAPABILITIES if self._config.event_batches or c != BATCHES_CAPABILITY]
+        return names + (["flood"] if self._config.flood else [])
 
     async def drain_tasks(self) -> None:
         """Wait for commands still running (they complete even past a deadline)."""
@@ -146,7 +179,7 @@ class GatewayService:
     # ----- sessions -----
 
     async def open_session(
-        self, request: pb.OpenSessionRequest, context: Context
+        self, request: pb.OpenSessionRequest, context: CallContext
     ) -> pb.OpenSessionReply:
         """OpenSession: a READY session, or RESOURCE_EXHAUSTED at the session limit."""
         await self._auth.check(context, scope_for_rpc("OpenSession"))
@@ -160,12 +193,12 @@ class GatewayService:
             gateway_protocol_version=PROTOCOL_VERSION,
             worker_protocol_version=PROTOCOL_VERSION,
             protocol_status=protocol(pb.PROTOCOL_STATUS_CODE_OK),
-            capabilities=list(CAPABILITIES) + (["flood"] if self._config.flood else []),
+            capabilities=self.capabilities(),
             state=pb.SESSION_STATE_READY,
         )
 
     async def close_session(
-        self, request: pb.CloseSessionRequest, context: Context
+        self, request: pb.CloseSessionRequest, context: CallContext
     ) -> pb.CloseSessionReply:
         """CloseSession: idempotent (a closed session closes again with OK)."""
         await self._auth.check(context, scope_for_rpc("CloseSession"))
@@ -198,7 +231,7 @@ class GatewayService:
             diagnostic_message=text,
         )
 
-    async def invoke(self, request: pb.MxCommandRequest, context: Context) -> pb.MxCommandReply:
+    async def invoke(self, request: pb.MxCommandRequest, context: CallContext) -> pb.MxCommandReply:
         """Invoke: one command; pending-command limit; command timeout as DEADLINE_EXCEEDED."""
         await self._auth.check(context, scope_for_command(request.command.kind))
         session = self._registry.get(request.session_id)
@@ -255,7 +288,7 @@ class GatewayService:
 
     # ----- events -----
 
-    async def _attach(self, request: pb.StreamEventsRequest, context: Context) -> Subscriber:
+    async def _attach(self, request: pb.StreamEventsRequest, context: CallContext) -> Subscriber:
         await self._auth.check(context, scope_for_rpc("StreamEvents"))
         session = self._registry.get(request.session_id)
         if session is None:
@@ -271,85 +304,67 @@ class GatewayService:
             )
         return session.attach(request.after_worker_sequence)
 
+    async def open_feed(
+        self, request: pb.StreamEventsRequest, context: CallContext, *, batches: bool
+    ) -> EventFeed:
+        """Attach the stream's subscriber (or abort the call) and return its feed."""
+        sub = await self._attach(request, context)
+        session = self._registry.sessions[request.session_id]
+        if not batches:
+            return EventFeed(session, sub, None, self.stats.counter(EVENTS_PATH))
+        limit = request.max_batch_events or self._config.max_batch_events
+        return EventFeed(session, sub, limit, self.stats.counter(BATCHES_PATH))
+
     async def stream_events(
         self, request: pb.StreamEventsRequest, context: Context
     ) -> AsyncIterator[bytes]:
         """StreamEvents: one encoded MxEvent per message."""
-        sub = await self._attach(request, context)
-        session = self._registry.sessions[request.session_id]
+        feed = await self.open_feed(request, context, batches=False)
         try:
-            if sub.prefix is not None:
-                yield sub.prefix
-            async for message in self._pump(session, sub, context, None):
+            async for message in self._pump(feed, context):
                 yield message
         finally:
-            session.detach(sub)
+            feed.close()
 
     async def stream_event_batches(
         self, request: pb.StreamEventsRequest, context: Context
     ) -> AsyncIterator[bytes]:
         """StreamEventBatches: many events per MxEventBatch (max_batch_events, 0 = default)."""
-        sub = await self._attach(request, context)
-        session = self._registry.sessions[request.session_id]
-        limit = request.max_batch_events or self._config.max_batch_events
+        feed = await self.open_feed(request, context, batches=True)
         try:
-            if sub.prefix is not None:
-                yield frame_event(sub.prefix)
-            async for message in self._pump(session, sub, context, limit):
+            async for message in self._pump(feed, context):
                 yield message
         finally:
-            session.detach(sub)
+            feed.close()
 
-    def _flood_limit(self, session: Session, wanted: int) -> int:
-        if self._flood_cap is None:
-            big = (1 << 31) - 1
-            sample = encode_flood(session.session_id, FloodSpec(big, (big,)), 1 << 62, 1, 0)
-            per_event = len(sample) + len(session.session_id) + _FRAME_OVERHEAD
-            self._flood_cap = max(1, (self._config.max_message_bytes // 2) // per_event)
-        return max(1, min(wanted, self._flood_cap))
-
-    async def _pump(
-        self, session: Session, sub: Subscriber, context: Context, batch: int | None
-    ) -> AsyncIterator[bytes]:
-        budget = self._config.max_message_bytes - 1024
-        flood = self._config.flood
+    async def _pump(self, feed: EventFeed, context: Context) -> AsyncIterator[bytes]:
+        prefix = feed.take_prefix()
+        if prefix is not None:
+            yield prefix
+        single = feed.batch is None
+        sub = feed.sub
         while True:
-            if sub.error is not None:
-                await context.abort(*sub.error)
-            if sub.finished:
-                return
-            pending = session.pending
-            if pending:
-                if batch is None:
-                    yield pending.popleft()[1]
-                    continue
-                frames: list[bytes] = []
-                size = 0
-                while pending and len(frames) < batch:
-                    data = pending[0][1]
-                    if frames and size + len(data) + _FRAME_OVERHEAD > budget:
-                        break
-                    pending.popleft()
-                    frames.append(data)
-                    size += len(data) + _FRAME_OVERHEAD
-                yield batch_frame(frames)
+            ended = feed.ended()
+            if ended is not None:
+                if ended[0] == grpc.StatusCode.OK:
+                    return
+                await context.abort(*ended)
+            if feed.has_pending():
+                # One message, then look at the subscriber again (an overflow ends it).
+                (message,) = feed.take_pending(1)
+                yield message
                 continue
-            if flood:
-                if batch is not None:
-                    flood_data = session.flood_batch(self._flood_limit(session, batch))
-                    if flood_data is not None:
-                        yield flood_data
-                        continue
-                else:
-                    flood_data = session.flood_batch(_FLOOD_SINGLE_CHUNK)
-                    if flood_data is not None:
-                        for event in split_batch(flood_data):
-                            if sub.stopped():
-                                break
-                            yield event
-                        continue
-            sub.wake.clear()
-            await sub.wake.wait()
+            flood = feed.take_flood(_FLOOD_SINGLE_CHUNK)
+            if flood is not None:
+                if not single:
+                    yield flood[0]
+                    continue
+                for event in split_batch(flood[0]):
+                    if sub.stopped():
+                        break
+                    yield event
+                continue
+            await feed.wait()
 
     # ----- alarms -----
 

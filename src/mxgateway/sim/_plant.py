@@ -2,14 +2,23 @@
 
 Values are global (as on a real Galaxy): a write from one session is seen by every session
 advising the attribute, and the alarm manager observes every change of an alarm attribute.
-A single ticker advances the attributes somebody advises (and the alarm attributes, when the
-Galaxy lists them) at ``rate`` steps per second; a written attribute holds its written value.
+The ticker advances the attributes somebody advises (and the alarm attributes, when the Galaxy
+lists them) at ``rate`` steps per second; a written attribute holds its written value.
+
+The ticker keeps a schedule: each advised attribute changes every 1/rate s at its own phase
+(phases spread evenly by a golden-ratio sequence), and the ticker sleeps until the next change
+is due, so changes come when due (within the event loop's timer resolution, ~1 ms) and evenly,
+not in bursts. Alarm attributes nobody advises tick on a coarse 50 ms grid, as cheaply as
+before. With nothing advised it wakes only for the tick callbacks (buffered deliveries).
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import logging
+import math
 import re
 import time
 from collections.abc import Callable
@@ -36,6 +45,9 @@ _ARRAY_SUFFIX = re.compile(r"^(?P<base>.+?)\[(?P<index>\d*)\]$")
 _ALARM_SUBATTRIBUTES = frozenset({"InAlarm", "Acked", "AckMsg", "Priority"})
 _MAX_ALIASES = 1_000_000
 MAX_TICKED_ALARMS = 1000  # alarm attributes advanced even when nobody advises them
+TICK_S = 0.05  # tick callbacks (buffered deliveries); the grid of unadvised alarm attributes
+_MAX_STEPS_PER_WAKE = 20_000  # then let the loop breathe; the rest are due at once after
+_GOLDEN = (math.sqrt(5) - 1) / 2
 
 
 class AttributeLike(Protocol):
@@ -103,7 +115,9 @@ class TagState:
     """One attribute's current value, quality, timestamp and watchers."""
 
     __slots__ = (
+        "coarse",
         "derived",
+        "due",
         "generator",
         "held",
         "info",
@@ -128,6 +142,8 @@ class TagState:
         self.parent: TagState | None = None
         self.sub_attribute = ""  # InAlarm, Acked, AckMsg, Priority: derived from the alarm
         self.ticked = False  # advanced by the ticker even when nobody advises it
+        self.due: float | None = None  # the ticker's next step (monotonic s), when scheduled
+        self.coarse = False  # scheduled on the coarse grid (nobody advises it)
 
     @property
     def reference(self) -> str:
@@ -163,6 +179,7 @@ class Plant:
         rate: float,
         generate: bool = True,
         clock: Callable[[], int] = now_ns,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._galaxy = galaxy
         self._alarms = alarms
@@ -173,6 +190,13 @@ class Plant:
         self._states: dict[str, TagState] = {}
         self._aliases: dict[str, TagState] = {}
         self.on_tick: list[Callable[[int], None]] = []
+        self._monotonic = monotonic
+        self._period = 1.0 / rate if rate > 0 and generate else 0.0
+        self._schedule: list[tuple[float, int, TagState]] = []  # (due, order, state), a heap
+        self._order = itertools.count()
+        self._phase = 0.0
+        self._waiter: asyncio.Future[None] | None = None
+        self._waiter_due = math.inf
 
     def start_alarm_refs(self, limit: int = MAX_TICKED_ALARMS) -> None:
         """Tick the first ``limit`` alarm attributes the Galaxy lists, advised or not, so the
@@ -183,6 +207,7 @@ class Plant:
                 state = self.lookup(str(ref))
                 if state is not None:
                     state.ticked = True
+                    self._plan(state)
         listen = getattr(self._alarms, "add_transition_listener", None)
         if callable(listen):
             listen(self._on_alarm_transition)
@@ -334,8 +359,74 @@ class Plant:
         state.quality = quality
         self._changed(state, self._clock())
 
+    # ----- advising and the schedule -----
+
+    def watch(self, state: TagState, watcher: Watcher) -> None:
+        """``watcher`` (an advised item) follows ``state``; the ticker steps it when due."""
+        state.watchers.add(watcher)
+        self._plan(state)
+
+    def unwatch(self, state: TagState, watcher: Watcher) -> None:
+        """``watcher`` no longer follows ``state`` (its schedule lapses when next due)."""
+        state.watchers.discard(watcher)
+
+    def _plan(self, state: TagState) -> None:
+        # Put ``state`` on the schedule: precise when advised, on the coarse grid otherwise.
+        period = self._period
+        if period <= 0 or state.generator is None or state.held:
+            return
+        now = self._monotonic()
+        if state.watchers:
+            if state.due is not None and not state.coarse:
+                return
+            self._phase = (self._phase + _GOLDEN) % 1.0
+            self._push(state, now + period * self._phase, coarse=False)
+        elif state.ticked and state.due is None:
+            self._push(state, self._on_grid(now + period), coarse=True)
+
+    @staticmethod
+    def _on_grid(when: float) -> float:
+        return math.ceil(when / TICK_S) * TICK_S
+
+    def _push(self, state: TagState, due: float, *, coarse: bool) -> None:
+        state.due = due
+        state.coarse = coarse
+        heapq.heappush(self._schedule, (due, next(self._order), state))
+        if due < self._waiter_due and self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)  # the ticker sleeps past this: wake it
+
+    def step_due(self) -> int:
+        """Step every scheduled attribute whose change is due (once each); return how many."""
+        schedule = self._schedule
+        period = self._period
+        now = self._monotonic()
+        stamp = self._clock()
+        stepped = 0
+        while schedule and schedule[0][0] <= now and stepped < _MAX_STEPS_PER_WAKE:
+            due, _, state = heapq.heappop(schedule)
+            if state.due != due:
+                continue  # rescheduled since
+            state.due = None
+            if state.held or state.generator is None or not (state.watchers or state.ticked):
+                continue
+            try:
+                state.value = state.generator.step(stamp)
+                self._changed(state, stamp)
+            except Exception:
+                log.exception("simulated value step failed")
+            stepped += 1
+            if state.watchers:
+                following = due + period
+                if following <= now:  # late by a period or more: skip, never catch up in a burst
+                    following += math.ceil((now - following) / period + 1e-9) * period
+                self._push(state, following, coarse=False)
+            elif state.ticked:
+                self._push(state, self._on_grid(max(due + period, now)), coarse=True)
+        return stepped
+
     def step_all(self) -> None:
-        """Advance every watched (or alarm) attribute one generator step."""
+        """Advance every watched (or alarm) attribute one generator step, now (for tests;
+        the schedule is not changed)."""
         now = self._clock()
         for state in list(self._states.values()):
             if state.held or state.generator is None:
@@ -346,27 +437,35 @@ class Plant:
             self._changed(state, now)
 
     async def run(self) -> None:
-        """The ticker: ``rate`` steps per second for watched attributes, plus tick callbacks."""
+        """The ticker: scheduled changes when due, and the tick callbacks every TICK_S."""
         loop = asyncio.get_running_loop()
-        rate = self._rate if self._generate else 0.0
-        period = 0.05 if rate <= 20.0 else max(0.005, 1.0 / rate)
-        credit = 0.0
-        last = loop.time()
+        next_tick = self._monotonic() + TICK_S
         while True:
-            await asyncio.sleep(period)
-            current = loop.time()
-            credit += rate * (current - last)
-            last = current
-            steps = int(credit)
-            credit -= steps
-            for _ in range(min(steps, 100)):
-                try:
-                    self.step_all()
-                except Exception:
-                    log.exception("simulated value step failed")
-            now = self._clock()
-            for callback in list(self.on_tick):
-                try:
-                    callback(now)
-                except Exception:
-                    log.exception("simulator tick callback failed")
+            self.step_due()
+            now = self._monotonic()
+            if now >= next_tick:
+                next_tick = now + TICK_S
+                stamp = self._clock()
+                for callback in list(self.on_tick):
+                    try:
+                        callback(stamp)
+                    except Exception:
+                        log.exception("simulator tick callback failed")
+            due = min(next_tick, self._schedule[0][0]) if self._schedule else next_tick
+            delay = due - self._monotonic()
+            if delay <= 0:
+                await asyncio.sleep(0)
+                continue
+            waiter: asyncio.Future[None] = loop.create_future()
+            self._waiter, self._waiter_due = waiter, due
+            handle = loop.call_later(delay, _wake, waiter)
+            try:
+                await waiter
+            finally:
+                handle.cancel()
+                self._waiter, self._waiter_due = None, math.inf
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)

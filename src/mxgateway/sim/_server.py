@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import inspect
 import logging
+import time
 from types import TracebackType
 from typing import Any, Self, cast
 
@@ -19,6 +20,8 @@ from mxgateway.sim._alarms import AlarmManager
 from mxgateway.sim._auth import Authenticator
 from mxgateway.sim._config import SimConfig
 from mxgateway.sim._events import flood_available
+from mxgateway.sim._feed import StreamStats
+from mxgateway.sim._frontdoor import FrontDoor
 from mxgateway.sim._galaxy import Galaxy, GalaxyRepositoryServicer
 from mxgateway.sim._gateway_service import SERVICE_NAME, AlarmHandlers, GatewayService
 from mxgateway.sim._plant import AlarmObserver, GalaxyLike, Plant, TagState
@@ -70,6 +73,9 @@ class SimulatedGateway:
         self._tasks: list[asyncio.Task[None]] = []
         self._port = 0
         self._started = False
+        self._stats = StreamStats()
+        self._door: FrontDoor | None = None
+        self._started_cpu: float | None = None
 
     # ----- life cycle -----
 
@@ -111,14 +117,10 @@ class SimulatedGateway:
             self._restarted()
         auth = Authenticator(config.api_keys)
         registry = SessionRegistry(config, self._plant)
-        service = GatewayService(config, registry, auth, cast(AlarmHandlers | None, self.alarms))
-        server = aio.server(
-            options=[
-                ("grpc.max_send_message_length", config.max_message_bytes),
-                ("grpc.max_receive_message_length", config.max_message_bytes),
-                ("grpc.so_reuseport", 0),
-            ]
+        service = GatewayService(
+            config, registry, auth, cast(AlarmHandlers | None, self.alarms), stats=self._stats
         )
+        server = aio.server(options=config.grpc_server_options())
         server.add_generic_rpc_handlers((service.generic_handler(),))
         services = [SERVICE_NAME, health.SERVICE_NAME]
         galaxy_servicer = self._galaxy_servicer(auth)
@@ -128,9 +130,48 @@ class SimulatedGateway:
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         enable_reflection(services, server)
-        address = _endpoint(config.host, self._port or config.port)
+        public = _endpoint(config.host, self._port or config.port)
+        if config.flood:
+            # The public port is the h2 front door; this server is reached through it.
+            port = self._listen(server, "127.0.0.1:0", tls=False)
+        else:
+            port = self._listen(server, public, tls=config.tls)
+        await server.start()
+        serving = health_pb2.HealthCheckResponse.SERVING
+        for name in ("", SERVICE_NAME, GALAXY_SERVICE):
+            await health_servicer.set(name, serving)
+        if config.flood:
+            door = FrontDoor(config, service, _endpoint("127.0.0.1", port))
+            try:
+                port = await door.start(config.host, self._port or config.port)
+            except OSError as exc:
+                await server.stop(None)
+                raise OSError(f"could not listen on {public}: {exc}") from None
+            self._door = door
+        self._port = port
+        self._server, self._health = server, health_servicer
+        self._registry, self._service = registry, service
+        self._plant.on_tick = [registry.flush_buffered]
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._plant.run(), name="mxgateway-sim-ticker"),
+            loop.create_task(registry.run_reaper(), name="mxgateway-sim-reaper"),
+        ]
+        self._started = True
+        if self._started_cpu is None:
+            self._started_cpu = time.process_time()
+        log.info(
+            "simulated gateway listening on %s (%s, auth %s%s)",
+            self.endpoint,
+            "tls" if config.tls else "plaintext",
+            "on" if config.auth_enabled else "off",
+            ", flood front door" if config.flood else "",
+        )
+
+    def _listen(self, server: aio.Server, address: str, *, tls: bool) -> int:
+        config = self.config
         try:
-            if config.tls:
+            if tls:
                 assert config.tls_key_pem is not None and config.tls_cert_pem is not None
                 credentials = grpc.ssl_server_credentials(
                     [(config.tls_key_pem, config.tls_cert_pem)]
@@ -142,26 +183,7 @@ class SimulatedGateway:
             raise OSError(f"could not listen on {address}: {exc}") from None
         if port == 0:
             raise OSError(f"could not listen on {address}")
-        await server.start()
-        serving = health_pb2.HealthCheckResponse.SERVING
-        for name in ("", SERVICE_NAME, GALAXY_SERVICE):
-            await health_servicer.set(name, serving)
-        self._port = port
-        self._server, self._health = server, health_servicer
-        self._registry, self._service = registry, service
-        self._plant.on_tick = [registry.flush_buffered]
-        loop = asyncio.get_running_loop()
-        self._tasks = [
-            loop.create_task(self._plant.run(), name="mxgateway-sim-ticker"),
-            loop.create_task(registry.run_reaper(), name="mxgateway-sim-reaper"),
-        ]
-        self._started = True
-        log.info(
-            "simulated gateway listening on %s (%s, auth %s)",
-            self.endpoint,
-            "tls" if config.tls else "plaintext",
-            "on" if config.auth_enabled else "off",
-        )
+        return port
 
     def _restarted(self) -> None:
         # The plant and the Galaxy outlive a gateway restart; what belongs to the gateway
@@ -188,6 +210,9 @@ class SimulatedGateway:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        if self._door is not None:
+            await self._door.stop(grace)
+            self._door = None
         await self._server.stop(grace)
         if self._service is not None:
             await self._service.drain_tasks()
@@ -229,6 +254,33 @@ class SimulatedGateway:
         if not self._port:
             raise RuntimeError("the simulated gateway is not started")
         return _endpoint(self.config.host, self._port)
+
+    # ----- statistics -----
+
+    def stats(self) -> dict[str, Any]:
+        """What the event streams sent since the gateway was made, and the process's CPU time.
+
+        ``{"rpcs": {path: {"messages": m, "events": e}}, "cpu_seconds": s,
+        "started_cpu_seconds": s0}``: messages and events handed to the transport per event
+        rpc path (StreamEvents, StreamEventBatches; kept across ``restart``), and
+        ``time.process_time()`` of this process now and when the gateway first started
+        serving, so that a benchmark can report the server's CPU per message.
+        """
+        return {
+            "cpu_seconds": time.process_time(),
+            "rpcs": self._stats.snapshot(),
+            "started_cpu_seconds": self._started_cpu,
+        }
+
+    @property
+    def grpc_endpoint(self) -> str:
+        """``HOST:PORT`` of the grpc.aio server: ``endpoint`` itself, but in flood mode the
+        internal server behind the front door (for benchmarks comparing the two)."""
+        if self._server is None or not self._port:
+            raise RuntimeError("the simulated gateway is not started")
+        if self._door is None:
+            return self.endpoint
+        return self._door.internal
 
     # ----- test controls -----
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import sys
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -31,6 +33,7 @@ __all__ = ["Item", "ServerHandle", "Session", "Subscriber"]
 log = logging.getLogger("mxgateway.sim")
 
 OVERFLOW = "EventQueueOverflow"
+PACE_GRID_S = 0.001  # paced flood events are released on this grid
 DEFAULT_BUFFER_INTERVAL_MS = 1000
 
 
@@ -107,13 +110,15 @@ class Item:
 class ServerHandle:
     """A Register()ed client: its items and buffered update interval."""
 
-    __slots__ = ("buffer_interval_ms", "client_name", "items", "last_flush_ns")
+    __slots__ = ("buffer_interval_ms", "client_name", "items", "window_start_ns")
 
     def __init__(self, client_name: str) -> None:
         self.client_name = client_name
         self.items: dict[int, Item] = {}
         self.buffer_interval_ms = DEFAULT_BUFFER_INTERVAL_MS
-        self.last_flush_ns = 0
+        # The buffer window opens with the first sample after a delivery and is delivered
+        # once the interval has passed (not at whatever tick comes first).
+        self.window_start_ns: int | None = None
 
 
 def _resolve_item(plant: Plant, definition: str) -> tuple[ItemAddress, TagState | None]:
@@ -169,6 +174,13 @@ class Session:
         self.pending_commands = 0
         self._flood_groups: list[FloodSpec] | None = None
         self._flood_turn = 0
+        # Paced flood (flood_rate > 0): events due since the origin, minus those produced.
+        self._pace_origin: float | None = None
+        self._pace_produced = 0
+
+    def monotonic(self) -> float:
+        """The session's monotonic clock (seconds)."""
+        return self._monotonic()
 
     # ----- life cycle -----
 
@@ -277,7 +289,7 @@ class Session:
         item.suspended = False
         self._flood_groups = None
         if item.state is not None:
-            item.state.watchers.add(item)
+            self.plant.watch(item.state, item)
         self._initial_event(item)
 
     def unadvise(self, item: Item) -> None:
@@ -309,7 +321,7 @@ class Session:
 
     def _unwatch(self, item: Item) -> None:
         if item.state is not None:
-            item.state.watchers.discard(item)
+            self.plant.unwatch(item.state, item)
 
     # ----- events -----
 
@@ -410,6 +422,9 @@ class Session:
     def _sample(self, item: Item) -> None:
         state = item.state
         assert state is not None
+        server = self.servers[item.server_handle]
+        if server.window_start_ns is None:
+            server.window_start_ns = self._clock()
         item.samples.append(
             pb.BufferedSample(
                 value=to_mx_value(item.value(), state.info.data_type),
@@ -423,9 +438,10 @@ class Session:
         if self.state != pb.SESSION_STATE_READY:
             return
         for handle, server in self.servers.items():
-            if now_ns - server.last_flush_ns < server.buffer_interval_ms * 1_000_000:
+            opened = server.window_start_ns
+            if opened is None or now_ns - opened < server.buffer_interval_ms * 1_000_000:
                 continue
-            server.last_flush_ns = now_ns
+            server.window_start_ns = None
             for item in server.items.values():
                 if not item.samples:
                     continue
@@ -469,6 +485,7 @@ class Session:
             self.pending = deque(merged)
         self.subscriber = sub
         self.detached_at = None
+        self._pace_origin = None
         return sub
 
     def detach(self, sub: Subscriber) -> None:
@@ -505,4 +522,37 @@ class Session:
         self.next_sequence += count
         now = self._clock()
         self.ring.add_flood(first, count, now, spec)
+        self._pace_produced += count
         return encode_flood(self.session_id, spec, first, count, now)
+
+    def flood_due(self) -> int:
+        """How many flood events are due now: unlimited (sys.maxsize) unless paced.
+
+        Paced (``flood_rate``), events fall due evenly from the moment a subscriber attached
+        with something advised, released on a 1 ms grid (so a stream takes them a millisecond's
+        worth at a time, not one by one); a backlog the subscriber did not take in time that
+        outgrows the queue capacity is an overflow, as a queue filling up would be.
+        """
+        rate = self.config.flood_rate
+        if rate <= 0:
+            return sys.maxsize
+        now = self._monotonic()
+        if self._pace_origin is None or not self.flood_groups():
+            self._pace_origin = now  # nothing advised (or just attached): nothing falls due
+            self._pace_produced = 0
+            return 0
+        grid = math.floor((now - self._pace_origin) / PACE_GRID_S) * PACE_GRID_S
+        due = int(grid * rate + 1e-6) - self._pace_produced
+        if due > self.config.queue_capacity - len(self.pending):
+            self._overflow()
+            return 0
+        return due
+
+    def flood_next_due(self) -> float | None:
+        """When (monotonic seconds) the next paced flood event falls due; None if unpaced or
+        nothing is advised."""
+        rate = self.config.flood_rate
+        if rate <= 0 or self._pace_origin is None or not self.flood_groups():
+            return None
+        after = (self._pace_produced + 1) / rate
+        return self._pace_origin + math.ceil(after / PACE_GRID_S - 1e-6) * PACE_GRID_S

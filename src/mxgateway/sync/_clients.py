@@ -355,8 +355,8 @@ class Session(_Bridge):
 
     @property
     def stats(self) -> StreamStats | None:
-        """The statistics of the session's current (or last) event stream (read live: the
-        counters are plain ints the loop thread updates)."""
+        """The statistics of the session's event streams (read live: the counters are plain
+        ints the loop thread updates)."""
         stats: StreamStats | None = self._async.stats
         return stats
 
@@ -366,6 +366,11 @@ class Session(_Bridge):
         async ``items`` is a live view, which another thread could not iterate safely)."""
         session = self._async
         return self._portal.run_sync(lambda: MappingProxyType(dict(session.items)))
+
+    def leave_open(self) -> None:
+        """Keep the session on the gateway when this client closes (see the async
+        ``Session.leave_open``)."""
+        self._async.leave_open()
 
     def reference(self, event: MxEvent) -> str | None:
         """The item definition (``Tag.Attribute``) of ``event``'s item, or None when the
