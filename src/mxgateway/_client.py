@@ -83,6 +83,7 @@ def _close_sessions_sync(options: ClientOptions, session_ids: list[str]) -> None
     finally:
         channel.close()
 
+
 _SERVICE = "/mxaccess_gateway.v1.MxAccessGateway/"
 
 
