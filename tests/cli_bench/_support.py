@@ -23,7 +23,7 @@ import pytest
 from mxgateway.generated import mxaccess_gateway_pb2 as pb
 from mxgateway.generated import mxaccess_gateway_pb2_grpc as pb_grpc
 
-SIMULATOR_LANDED = False
+SIMULATOR_LANDED = True
 
 
 @functools.cache
