@@ -169,6 +169,24 @@ async def test_a_failing_stream_keeps_what_was_measured() -> None:
     assert result.events == 10 and result.messages == 2
     assert result.last_sequence == 15
     assert "process" in result.cpu
+    assert result.latencies_ns  # samples of the window up to the failure
+
+
+async def test_a_stream_failing_in_the_warmup_reports_no_window() -> None:
+    class Overflow(Exception):
+        pass
+
+    async def fails() -> AsyncIterator[MxEvent]:
+        for event in _events(1, 5):
+            yield event
+        raise Overflow
+
+    result = StreamStats("t")
+    with pytest.raises(Overflow):
+        await consume_events(fails(), result, warmup=10, duration=10)
+    assert (result.events, result.seconds, result.cpu) == (0, 0.0, {})
+    assert len(result.latencies_ns) == 0  # the warm-up's samples are not reported
+    assert result.last_sequence == 5
 
 
 def _with_unknown_field(batch: bytes) -> bytes:
@@ -254,6 +272,8 @@ def test_summary_over_rounds() -> None:
     assert out["simulatorCpuShare"] == 0.5
     assert out["simulatorCpuPerMessageUs"] == pytest.approx(2500.0)
     assert [r["eventsPerSecond"] for r in out["perRound"]] == [100.0, 300.0]
+    assert out["perRound"][0]["latencyMs"]["max"] == 3.0
+    assert out["perRound"][1]["latencyMs"]["p50"] == 2.0
     assert "firstSequence" not in out  # per round only
     assert out["receiver"] == "thread"
 

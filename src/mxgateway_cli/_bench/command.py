@@ -608,6 +608,13 @@ def human(report: dict[str, Any]) -> str:
         f"{'CPU µs/ev':>8} {'loop':>7} {'recv':>7} {'sim %':>5}  latency ms p50/p99/max"
     )
     lines += [_row(label, part) for label, part in parts.items()]
+    per_round = []
+    for label, part in parts.items():
+        p99s = [(r.get("latencyMs") or {}).get("p99") for r in part.get("perRound", [])]
+        if any(v is not None for v in p99s):
+            per_round.append(f"{label} " + " ".join(_fmt(v, "g") for v in p99s))
+    if per_round:
+        lines.append(_wrap("p99 latency ms per round: " + "; ".join(per_round)))
     for r in report.get("ratios", []):
         lines.append(
             f"{r['numerator']} ÷ {r['denominator']}: events/s "

@@ -156,7 +156,14 @@ class _Window:
     def finish(self, events: int, messages: int) -> None:
         """Record the measured window (also when the stream ended early); once."""
         stats = self.stats
-        if not self.measuring or self.finished:  # ended during the warm-up: nothing measured
+        if not self.measuring:
+            # Ended during the warm-up: nothing measured, and the warm-up's latency samples
+            # are not reported either.
+            del stats.latencies_ns[:]
+            if stats.latency_weights is not None:
+                del stats.latency_weights[:]
+            return
+        if self.finished:
             return
         self.finished = True
         stats.seconds = time.perf_counter() - self.base_t

@@ -150,6 +150,8 @@ def _round(stats: StreamStats) -> dict[str, Any]:
     per_event = stats.cpu_per_event_us()
     if per_event is not None:
         out["cpuPerEventUs"] = round(per_event, 3)
+    if stats.latency_weights is not None or stats.latencies_ns:
+        out["latencyMs"] = stats.latency_ms()
     if stats.error:
         out["error"] = stats.error
     return out
