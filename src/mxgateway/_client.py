@@ -106,6 +106,7 @@ class GatewayClient(ClientBase):
         # The message sources of running event streams (closing the client cancels them).
         self._streams: set[Any] = set()
         self._tags: TagSession | None = None
+        self._closing = False
         # The session objects of this client, for exporters (read from their threads: a dict
         # of weak references, which list() copies at once under the GIL).
         self._sessions: dict[int, weakref.ref[Session]] = {}
@@ -149,7 +150,7 @@ class GatewayClient(ClientBase):
         key = id(session)
         self._sessions[key] = weakref.ref(session, lambda _: self._sessions.pop(key, None))
 
-    def sessions(self) -> list[Session]:
+    def _live_sessions(self) -> list[Session]:
         """The session objects of this client still in use (for exporters and dashboards)."""
         alive = [ref() for ref in list(self._sessions.values())]
         return [session for session in alive if session is not None]
@@ -184,6 +185,11 @@ class GatewayClient(ClientBase):
         """Close the sessions this client opened and did not close (a session left on the
         gateway holds a slot for its whole lease), end every event stream of this client and
         close the channel. Idempotent; sessions are closed within a few seconds at most."""
+        self._closing = True  # streams that end from here on end with MxGatewayClientClosedError
+        for stream in list(self._streams):
+            cancel = getattr(stream, "cancel", None)
+            if cancel is not None:
+                cancel()
         tags, self._tags = self._tags, None
         if tags is not None and not self.closed:
             await tags.close()

@@ -227,6 +227,10 @@ async def _attached(
                 yield handles.events_to_caller(events)
                 if broken is not None:
                     raise broken
+            if client._closing:
+                raise MxGatewayClientClosedError(
+                    f"the client was closed under the event stream of session {attached_id}"
+                )
             if not resume or session.closed:
                 return
             logger.info("event stream of session %s ended; resuming", attached_id)
@@ -237,7 +241,7 @@ async def _attached(
             if path == "batches" and code == grpc.StatusCode.UNIMPLEMENTED and not received:
                 client._no_event_batches()
                 continue
-            if code == grpc.StatusCode.CANCELLED and client.closed:
+            if code == grpc.StatusCode.CANCELLED and (client.closed or client._closing):
                 raise MxGatewayClientClosedError(
                     f"the client was closed under the event stream of session {attached_id}"
                 ) from error

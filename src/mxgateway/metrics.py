@@ -1,8 +1,8 @@
 """Stream statistics for monitoring: Prometheus (``mxgateway[prometheus]``) and OpenTelemetry
 metrics (``mxgateway[otel]``).
 
-Both read the ``StreamStats`` of every session of the clients given (``GatewayClient.sessions``)
-when they are scraped or collected; nothing is done per event. Each series has one label,
+Both read the ``StreamStats`` of every session of the clients given when they are scraped or
+collected; nothing is done per event. Each series has one label,
 ``session``: the session's name (``client_session_name``) or, without one, its id. Label values
 are bounded (``max_sessions``, default 100): sessions beyond that are summed under ``_other``,
 so a client that opens many sessions cannot flood the monitoring system.
@@ -62,7 +62,7 @@ def session_stats(
         raise ValueError("max_sessions must be at least 1")
     labelled: dict[str, list[StreamStats]] = {}
     for client in clients:
-        for session in client.sessions():
+        for session in client._live_sessions():
             stats = session.stats
             if stats is None:
                 continue

@@ -84,16 +84,23 @@ async def test_prometheus_counters_move_with_events_cuts_and_gaps(sim: Simulated
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        # A ReplayGap: resume from far behind the ring of 8.
-        last = seen[-1].worker_sequence
-        sim.step_values(10)
+        # A ReplayGap: resume from far behind the ring of 8 (the cuts may have met one too).
+        before = await asyncio.to_thread(_scrape, port)
+        gaps = _value(before, "mxgateway_stream_replay_gaps_total", "plant-a")
+        lost_before = _value(before, "mxgateway_stream_replay_gap_events_total", "plant-a")
+        opened = await take(session.stream_events(), 1)  # the rest of what was sent is dropped
+        sim.step_values(20)  # far more than the ring keeps
         await asyncio.sleep(0.2)
-        gap = (await take(session.stream_events(after_worker_sequence=last), 1))[0].replay_gap
+        after = opened[0].worker_sequence
+        gap = (await take(session.stream_events(after_worker_sequence=after), 1))[0].replay_gap
         assert gap is not None
         lost = gap.oldest_available_sequence - gap.requested_after_sequence - 1
         third = await asyncio.to_thread(_scrape, port)
-        assert _value(third, "mxgateway_stream_replay_gaps_total", "plant-a") == 1
-        assert _value(third, "mxgateway_stream_replay_gap_events_total", "plant-a") == lost
+        assert _value(third, "mxgateway_stream_replay_gaps_total", "plant-a") == gaps + 1
+        assert (
+            _value(third, "mxgateway_stream_replay_gap_events_total", "plant-a")
+            == lost_before + lost
+        )
         await session.close()
 
 

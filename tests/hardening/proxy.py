@@ -6,19 +6,50 @@ the listening socket itself) and relays bytes both ways to the upstream ``host:p
 firewall or a broken link gives); ``proxy.refuse()`` also aborts each new connection until
 ``proxy.accept()``; ``proxy.stall()`` stops relaying on the current connections without closing
 them (a silent partition: a dead NAT entry, a pulled cable). It counts the bytes relayed
-client → upstream (``bytes_up``), so a test can tell that nothing was sent.
+client → upstream (``bytes_up``), so a test can tell that nothing was sent, and it reads the
+HTTP/2 frames the client sends far enough to note the time of every PING (``client_pings``,
+per connection), so a test can see how often a client pings.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from types import TracebackType
 from typing import Self
 
 __all__ = ["TcpProxy"]
 
 _CHUNK = 256 * 1024
+
+
+_PREFACE = 24  # b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+_PING, _ACK = 0x6, 0x1
+
+
+class _FrameReader:
+    """The frames a client sends on one connection, read only for their type and flags."""
+
+    def __init__(self, pings: list[float]) -> None:
+        self._buffer = bytearray()
+        self._skip = _PREFACE
+        self._pings = pings
+
+    def feed(self, data: bytes) -> None:
+        buffer = self._buffer
+        buffer += data
+        if self._skip:
+            taken = min(self._skip, len(buffer))
+            del buffer[:taken]
+            self._skip -= taken
+        while len(buffer) >= 9:
+            length = int.from_bytes(buffer[:3], "big")
+            if len(buffer) < 9 + length:
+                return
+            if buffer[3] == _PING and not buffer[4] & _ACK:
+                self._pings.append(time.monotonic())
+            del buffer[: 9 + length]
 
 
 class _Link:
@@ -30,6 +61,8 @@ class _Link:
         self.tasks: list[asyncio.Task[None]] = []
         self.flowing = asyncio.Event()
         self.flowing.set()
+        self.pings: list[float] = []
+        self.frames = _FrameReader(self.pings)
 
     def abort(self) -> None:
         for writer in (self.client, self.upstream):
@@ -53,6 +86,8 @@ class TcpProxy:
         self.cuts = 0
         self.bytes_up = 0
         self.bytes_down = 0
+        self.client_pings: list[list[float]] = []
+        """When each connection's client sent a PING (not an ACK), one list a connection."""
 
     @property
     def endpoint(self) -> str:
@@ -142,6 +177,7 @@ class TcpProxy:
                 link.abort()
                 return
             self._links.add(link)
+            self.client_pings.append(link.pings)
             up = asyncio.create_task(self._pipe(link, reader, up_writer, up=True))
             down = asyncio.create_task(self._pipe(link, up_reader, writer, up=False))
             link.tasks = [up, down]
@@ -176,6 +212,7 @@ class TcpProxy:
                     return  # the peer closed, or the link was cut meanwhile
                 if up:
                     self.bytes_up += len(data)
+                    link.frames.feed(data)
                 else:
                     self.bytes_down += len(data)
                 writer.write(data)

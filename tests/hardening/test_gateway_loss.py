@@ -61,6 +61,9 @@ async def test_outage_with_a_surviving_session_resumes(
             await consumer
         assert all(e.replay_gap is None for e in seen)
         assert_contiguous(sequences(seen))
+        # StreamEvents on the thread receiver came back on a connection of its own; the
+        # commands' channel may still be backing off (unary calls fail fast meanwhile).
+        await client.wait_ready(10)
         await session.close()
     await assert_no_new_tasks(before)
 
@@ -127,6 +130,9 @@ async def test_restart_that_loses_the_session_ends_with_session_not_found(
             await asyncio.wait_for(consumer, 20)
         assert loop.time() - started < 20
         assert_contiguous(sequences(seen))
+        # The commands' channel may still be backing off from the restart (unary calls fail
+        # fast meanwhile, by design): wait for it as a caller would.
+        await client.wait_ready(10)
         with pytest.raises(MxGatewaySessionNotFoundError):
             await session.register("after-restart")
         fresh = await advised_session(client, sim, items=1)  # the client itself carries on

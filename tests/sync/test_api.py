@@ -4,6 +4,7 @@ and Stream iterators where the async API awaits and iterates. No server needed."
 from __future__ import annotations
 
 import inspect
+import types
 from typing import Any
 
 import pytest
@@ -35,7 +36,8 @@ def _public(cls: type) -> set[str]:
 def _instance_attributes(cls: type) -> set[str]:
     """Public attributes the async class sets in ``__init__`` (not visible on the class)."""
     if cls is mxgateway.Session:
-        instance = mxgateway.Session(None, pb.OpenSessionReply())  # type: ignore[arg-type]
+        client = types.SimpleNamespace(_track=lambda session: None)  # no gateway needed
+        instance = mxgateway.Session(client, pb.OpenSessionReply())  # type: ignore[arg-type]
         return {name for name in vars(instance) if not name.startswith("_")}
     return set()
 

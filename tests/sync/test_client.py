@@ -258,7 +258,8 @@ def test_closed_objects_refuse_reuse(sim: SimHost) -> None:
         lambda: client.subscribe("A.B"),
         lambda: second.register("late"),
     ):
-        with pytest.raises(MxGatewayClientClosedError, match="GatewayClient is closed"):
+        # (the client closed the session it opened: the session says so itself)
+        with pytest.raises(MxGatewayClientClosedError, match=r"(GatewayClient|Session) is closed"):
             call()
     galaxy = GalaxyRepositoryClient.connect(sim.endpoint, plaintext=True)
     galaxy.close()
