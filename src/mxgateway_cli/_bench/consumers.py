@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -153,10 +153,14 @@ async def _attach_then_advise(
     server: int,
     tags: Sequence[str],
     consume: Callable[[asyncio.Event], Awaitable[StreamStats]],
-) -> StreamStats:
+    stats: StreamStats,
+) -> None:
     """Run ``consume`` (it opens the stream and sets the event when it starts reading: the
     stream's call exists by the time it first waits); advise ``tags`` ``_ATTACH_SETTLE_S``
-    after that; return what it measured."""
+    after that. An overflow of the session's queue (the consumer fell behind a paced source)
+    is recorded in ``stats``; any other failure is raised."""
+    from mxgateway import MxGatewayEventQueueOverflowError
+
     opened = asyncio.Event()
     task = asyncio.ensure_future(consume(opened))
     waiter = asyncio.ensure_future(opened.wait())
@@ -168,7 +172,9 @@ async def _attach_then_advise(
             await asyncio.wait([task], timeout=_ATTACH_SETTLE_S)
         if not task.done():
             await _advise(session, server, tags)
-        return await task
+        await task
+    except MxGatewayEventQueueOverflowError as error:
+        stats.error = f"{type(error).__name__}: {error}"
     except BaseException:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -178,9 +184,23 @@ async def _attach_then_advise(
         waiter.cancel()
 
 
-def _fell_behind(stats: StreamStats, error: Exception) -> None:
-    """Record an overflow of the session's queue (the consumer fell behind) in ``stats``."""
-    stats.error = f"{type(error).__name__}: {error}"
+async def _aio_messages(
+    multicallable: Any, request: Any, metadata: Sequence[tuple[str, str]], what: str
+) -> AsyncGenerator[Any, None]:
+    """The messages of a grpc.aio unary-stream call; its errors as mxgateway exceptions; the
+    call cancelled when the iterator is closed."""
+    import grpc
+
+    from mxgateway._rpc import translate_rpc_error
+
+    call = multicallable(request, metadata=metadata)
+    try:
+        async for message in call:
+            yield message
+    except grpc.aio.AioRpcError as error:
+        raise translate_rpc_error(error, what, not_found_is_session=True) from None
+    finally:
+        call.cancel()
 
 
 # -- the consumers ----------------------------------------------------------------------------
@@ -192,8 +212,6 @@ async def measure_client(client: GatewayClient, spec: Spec) -> StreamStats:
     It changes nothing on the client: the bytes are the stream's own count
     (``Session.stats.bytes``).
     """
-    from mxgateway import MxGatewayEventQueueOverflowError
-
     receiver = client.event_receiver
     if spec.path == "batches":
         stats = StreamStats("stream_event_batches")
@@ -240,10 +258,7 @@ async def measure_client(client: GatewayClient, spec: Spec) -> StreamStats:
                 opened=opened,
             )
 
-        try:
-            await _attach_then_advise(session, server, spec.tags, consume)
-        except MxGatewayEventQueueOverflowError as error:
-            _fell_behind(stats, error)
+        await _attach_then_advise(session, server, spec.tags, consume, stats)
         stats.path = session.event_path or spec.path
     if stats.path == "single" and spec.path == "batches":
         # The gateway lacks StreamEventBatches: StreamEvents carries one event per message,
@@ -260,19 +275,14 @@ async def measure_stub(client: GatewayClient, spec: Spec) -> StreamStats:
     ours. The messages are deserialized by the generated classes, as the generated stub's
     multicallables do, through a wrapper that counts their bytes.
     """
-    import grpc
-
-    from mxgateway import MxGatewayEventQueueOverflowError
     from mxgateway._channel import open_channel
     from mxgateway._pbconvert import event_from_pb
-    from mxgateway._rpc import translate_rpc_error
     from mxgateway.generated import mxaccess_gateway_pb2 as pb
 
     batches = spec.path == "batches"
     method = "StreamEventBatches" if batches else "StreamEvents"
     message_type: Any = pb.MxEventBatch if batches else pb.MxEvent
     deserialize, wire = _counting(message_type.FromString)
-    metadata = client.options.metadata
     stats = StreamStats("generated_stubs", receiver=None if batches else "aio")
     async with (
         _session(client, "mxgw-py bench stubs") as (session, server),
@@ -288,20 +298,15 @@ async def measure_stub(client: GatewayClient, spec: Spec) -> StreamStats:
         )
 
         async def lists() -> AsyncIterator[list[MxEvent]]:
-            call = multicallable(request, metadata=metadata)
-            try:
-                if batches:
-                    async for message in call:
+            messages = _aio_messages(
+                multicallable, request, client.options.metadata, f"{method} (stubs)"
+            )
+            async with contextlib.aclosing(messages):
+                async for message in messages:
+                    if batches:
                         yield [event_from_pb(e) for e in message.events]
-                else:
-                    async for message in call:
+                    else:
                         yield [event_from_pb(message)]
-            except grpc.aio.AioRpcError as error:
-                raise translate_rpc_error(
-                    error, f"{method} (stubs)", not_found_is_session=True
-                ) from None
-            finally:
-                call.cancel()
 
         def consume(opened: asyncio.Event) -> Awaitable[StreamStats]:
             return consume_batches(
@@ -316,10 +321,7 @@ async def measure_stub(client: GatewayClient, spec: Spec) -> StreamStats:
                 opened=opened,
             )
 
-        try:
-            await _attach_then_advise(session, server, spec.tags, consume)
-        except MxGatewayEventQueueOverflowError as error:
-            _fell_behind(stats, error)
+        await _attach_then_advise(session, server, spec.tags, consume, stats)
     stats.path = spec.path
     return stats
 
@@ -328,10 +330,6 @@ async def measure_raw(client: GatewayClient, spec: Spec) -> StreamStats:
     """Raw bytes with no decoding (identity deserializer) on the client's grpc.aio channel;
     the events really in each message are counted (see the module docstring). No sequence
     check and no latency: nothing is decoded."""
-    import grpc
-
-    from mxgateway import MxGatewayEventQueueOverflowError
-    from mxgateway._rpc import translate_rpc_error
     from mxgateway.generated import mxaccess_gateway_pb2 as pb
 
     batches = spec.path == "batches"
@@ -347,21 +345,9 @@ async def measure_raw(client: GatewayClient, spec: Spec) -> StreamStats:
             session_id=session.session_id, max_batch_events=spec.batch_size if batches else 0
         )
 
-        async def messages() -> AsyncIterator[bytes]:
-            call = multicallable(request, metadata=client.options.metadata)
-            try:
-                async for raw in call:
-                    yield raw
-            except grpc.aio.AioRpcError as error:
-                raise translate_rpc_error(
-                    error, f"{method} (raw)", not_found_is_session=True
-                ) from None
-            finally:
-                call.cancel()
-
         def consume(opened: asyncio.Event) -> Awaitable[StreamStats]:
             return consume_raw(
-                messages(),
+                _aio_messages(multicallable, request, client.options.metadata, f"{method} (raw)"),
                 stats,
                 warmup=spec.warmup,
                 duration=spec.duration,
@@ -371,9 +357,6 @@ async def measure_raw(client: GatewayClient, spec: Spec) -> StreamStats:
                 opened=opened,
             )
 
-        try:
-            await _attach_then_advise(session, server, spec.tags, consume)
-        except MxGatewayEventQueueOverflowError as error:
-            _fell_behind(stats, error)
+        await _attach_then_advise(session, server, spec.tags, consume, stats)
     stats.path = spec.path
     return stats
