@@ -200,12 +200,14 @@ def resolve_api_key(args: argparse.Namespace) -> str | None:
     elif args.api_key_env:
         value = os.environ.get(args.api_key_env, "")
         register_secret(value)
-        key = value.strip()
+        key = value.replace("\ufeff", "").strip()  # a BOM pasted along with the key
         if not key:
             raise UsageError(f"environment variable {args.api_key_env} is not set or empty")
     elif args.api_key_file:
         try:
-            text = Path(args.api_key_file).read_text(encoding="utf-8")
+            # utf-8-sig: PowerShell 5.1 and Notepad save UTF-8 with a byte-order mark, which
+            # would otherwise stay in the key and make gRPC refuse the metadata (untyped, exit 1).
+            text = Path(args.api_key_file).read_text(encoding="utf-8-sig")
         except (OSError, UnicodeDecodeError) as exc:
             reason = getattr(exc, "strerror", None) or "not readable UTF-8 text"
             raise UsageError(f"cannot read --api-key-file {args.api_key_file}: {reason}") from None

@@ -294,12 +294,6 @@ async def test_a_key_file_with_a_bom_through_mxgw_py(tmp_path: Path) -> None:
         assert (await sim.stop())["refused"] == {}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="client side, not the simulator's: mxgw-py reads --api-key-file as utf-8 "
-    "(src/mxgateway_cli/_connection.py resolve_api_key), the BOM stays in the key, and gRPC "
-    "refuses the metadata with an untyped ExecuteBatchError (exit 1)",
-)
 async def test_a_client_key_file_with_a_bom_through_mxgw_py(tmp_path: Path) -> None:
     keys = tmp_path / "keys-ps51.txt"
     keys.write_bytes(f"{HOSTILE}\r\n".encode("utf-8-sig"))
@@ -312,14 +306,19 @@ async def test_a_client_key_file_with_a_bom_through_mxgw_py(tmp_path: Path) -> N
             "--endpoint",
             sim.endpoint,
             "--plaintext",
-            "--api-key-file",
-            str(keys),
         ]
-        result = await asyncio.to_thread(
-            subprocess.run, command, capture_output=True, timeout=60, check=False
-        )
-        assert HOSTILE.encode() not in result.stdout + result.stderr
-        # Accepted like the simulator accepts it, or a usage error naming the cause.
-        assert result.returncode == 0 or (
-            result.returncode == 2 and b"byte order mark" in result.stderr
-        ), result.stderr.decode()
+        # Before: the BOM stayed in the key, gRPC refused the metadata, untyped exit 1.
+        for where in (["--api-key-file", str(keys)], ["--api-key-env", "FAULT_KEY"]):
+            env = {**os.environ, "FAULT_KEY": "\ufeff" + HOSTILE}
+            result = await asyncio.to_thread(
+                subprocess.run,
+                [*command, *where, "--json"],
+                capture_output=True,
+                env=env,
+                timeout=60,
+                check=False,
+            )
+            assert HOSTILE.encode() not in result.stdout + result.stderr
+            assert result.returncode == 0, (where[0], result.stderr.decode())
+            assert json.loads(result.stdout)["sessionId"]
+        assert (await sim.stop())["refused"] == {}
