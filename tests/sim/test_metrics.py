@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import grpc
 import pytest
@@ -102,6 +104,32 @@ async def test_metrics_follow_sessions_streams_and_refusals(gateway_factory) -> 
         assert value(samples, "mxgateway_sim_overflows_total") == 1
         assert value(samples, "mxgateway_sim_sessions", state="faulted") == 1
         assert value(samples, "mxgateway_sim_pings_total") == 0
+
+
+async def test_observability_md_names_every_series_the_simulator_serves(gateway_factory) -> None:
+    """docs/observability.md's section on the simulator lists exactly the served series."""
+    doc = (Path(__file__).parents[2] / "docs" / "observability.md").read_text(encoding="utf-8")
+    section = doc.split("## The simulator's own metrics", 1)[1].split("\n## ", 1)[0]
+    assert "mxgw-py sim --metrics-port" in section
+    listed = section.split("The series, all prefixed `mxgateway_sim_`:", 1)[1]
+    listed = listed.split("`mxgateway.sim._metrics` documents", 1)[0]
+    documented = {
+        "mxgateway_sim_" + name.split("{")[0]
+        for name in re.findall(r"`([a-z_]+(?:\{[a-z]+\})?)`", listed)
+    }
+    async with gateway_factory(metrics_port=0) as gw:
+        url = gw.metrics_endpoint
+        assert url is not None
+        status, _, body = await asyncio.to_thread(_get, url)
+    assert status == 200
+    served = set()
+    for line in body.decode().splitlines():
+        if line.startswith("# TYPE "):  # every family, with or without samples yet
+            _, _, name, kind = line.split()
+            # prometheus_client names a counter's family with or without _total by version
+            counter = kind == "counter" and not name.endswith("_total")
+            served.add(name + "_total" if counter else name)
+    assert documented == served
 
 
 async def test_the_metrics_port_answers_only_bounded_requests(gateway_factory) -> None:
