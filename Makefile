@@ -1,7 +1,7 @@
 # Short task list. Everything here is also a plain command in README.md.
 PYTHON ?= python
 
-.PHONY: install proto compile test test-twin lint bench check
+.PHONY: install proto compile test test-twin lint bench bench-save bench-guard check
 
 install:            ## set up (editable install, builds the Cython codec)
 	$(PYTHON) -m pip install -e ".[dev]"
@@ -23,5 +23,11 @@ lint:               ## ruff and mypy
 
 bench:              ## benchmarks (pytest-benchmark)
 	$(PYTHON) -m pytest bench --benchmark-only --benchmark-columns=min,median,mean,ops,rounds
+
+bench-save:         ## the ratio benchmarks as this machine's baseline (bench/baselines/)
+	$(PYTHON) -m bench.guard --save
+
+bench-guard:        ## the ratio benchmarks compared with the baseline (CI's guard)
+	$(PYTHON) -m bench.guard
 
 check: lint test    ## what CI runs, but the regeneration check
