@@ -63,12 +63,16 @@ def add_sim_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
     sim.add_argument(
         "--api-key-env",
         metavar="NAME",
-        help="environment variable holding one accepted API key (all scopes)",
+        help="environment variable holding one accepted API key (all scopes); keys have the "
+        "gateway's form mxgw_<keyId>_<secret> (key id: letters, digits, '-'; secret: letters, "
+        "digits, '_', '-')",
     )
     sim.add_argument(
         "--api-key-file",
         metavar="PATH",
-        help="file of accepted API keys, one per line: key[ scope,scope...] (none = all scopes)",
+        help="file of accepted API keys, one per line: key[ scope,scope...] (none = all "
+        "scopes; '#' starts a comment); same key form. Without either, any caller is "
+        "accepted. Health and reflection answer without a key either way",
     )
     sim.add_argument("--galaxy-size", type=int, default=200, help="objects in the Galaxy")
     sim.add_argument("--seed", type=int, default=1, help="seed of the Galaxy and the values")
@@ -168,8 +172,11 @@ def _api_keys(args: argparse.Namespace) -> dict[str, frozenset[str] | None]:
             raise UsageError(f"environment variable {args.api_key_env} is not set or empty")
         try:
             keys.update(parse_api_key_lines([value]))
-        except ValueError as exc:
-            raise UsageError(f"{args.api_key_env}: {exc}") from None
+        except ValueError:
+            raise UsageError(
+                f"environment variable {args.api_key_env} does not hold an API key of the "
+                "form mxgw_<keyId>_<secret>"
+            ) from None
     if args.api_key_file:
         try:
             text = _without_bom(Path(args.api_key_file).read_bytes().decode("utf-8-sig"))
@@ -180,7 +187,7 @@ def _api_keys(args: argparse.Namespace) -> dict[str, frozenset[str] | None]:
         try:
             keys.update(parse_api_key_lines(text.splitlines()))
         except ValueError as exc:
-            raise UsageError(f"--api-key-file {exc}") from None
+            raise UsageError(f"--api-key-file {args.api_key_file}: {exc}") from None
         if not keys:
             raise UsageError("--api-key-file holds no key")
     return keys

@@ -204,6 +204,41 @@ def test_malformed_key_is_a_usage_error_without_echo() -> None:
     )
     assert result.returncode == 2
     assert b"TopSecret" not in result.stdout + result.stderr
+    # The error names where the key came from and the form it must have, not a "line".
+    assert b"environment variable SIM_TEST_BAD" in result.stderr
+    assert b"mxgw_<keyId>_<secret>" in result.stderr
+    assert b"line 1" not in result.stderr
+
+
+def test_malformed_key_file_is_named(tmp_path: Path) -> None:
+    keys = tmp_path / "sim-keys.txt"
+    keys.write_text("# the simulator's keys\nnot-a-key-TopSecret\n", encoding="utf-8")
+    result = subprocess.run(
+        [
+            *(sys.executable, "-m", "mxgateway_cli", "sim", "--listen", "127.0.0.1:0"),
+            *("--plaintext", "--api-key-file", str(keys)),
+        ],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert b"TopSecret" not in result.stdout + result.stderr
+    assert f"--api-key-file {keys}: line 2".encode() in result.stderr
+    assert b"mxgw_<keyId>_<secret>" in result.stderr
+
+
+def test_sim_help_gives_the_key_form_and_the_open_doors() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "mxgateway_cli", "sim", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    text = " ".join(result.stdout.split())  # argparse wraps lines
+    assert "mxgw_<keyId>_<secret>" in text
+    assert "Health and reflection answer without a key" in text
 
 
 @pytest.mark.parametrize(
