@@ -75,7 +75,9 @@ async def test_the_retry_budget_is_kept_within_a_backoff_step(mode: StreamMode) 
                 async for _ in stream:
                     pass
             took = time.monotonic() - started
-            assert 2.0 <= took <= 2.0 * 1.1 + 0.5, took  # ≤ 10 % over, plus a connect attempt
+            # Not before the budget; and not a whole budget over it (a loop that ignored the
+            # budget would retry for 30 s): the bound is loose, as this machine is shared.
+            assert 2.0 <= took < 4.0, took
     finally:
         await sim.stop()
 
