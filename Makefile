@@ -1,7 +1,7 @@
 # Short task list. Everything here is also a plain command in README.md.
 PYTHON ?= python
 
-.PHONY: install proto compile test test-twin lint bench check
+.PHONY: install proto compile test test-twin lint bench dist check
 
 install:            ## set up (editable install, builds the Cython codec)
 	$(PYTHON) -m pip install -e ".[dev]"
@@ -23,5 +23,8 @@ lint:               ## ruff and mypy
 
 bench:              ## benchmarks (pytest-benchmark)
 	$(PYTHON) -m pytest bench --benchmark-only --benchmark-columns=min,median,mean,ops,rounds
+
+dist:               ## sdist (with the generated C) and a wheel for this machine, in dist/
+	$(PYTHON) -m build -o dist .
 
 check: lint test    ## what CI runs, but the regeneration check

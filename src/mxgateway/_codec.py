@@ -12,6 +12,7 @@ deployments that must not run slow). ``codec_implementation()`` tells which one 
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 from types import ModuleType
@@ -61,9 +62,11 @@ REMEDY = (
 def _load_compiled() -> tuple[ModuleType | None, str | None]:
     """The compiled module, or None and why it cannot be used."""
     try:
-        from mxgateway import _speedups
+        # import_module, not "from mxgateway import _speedups": inside the package's own
+        # __init__ that form reports a missing module as a circular import.
+        _speedups = importlib.import_module("mxgateway._speedups")
     except ImportError as exc:
-        if getattr(exc, "name", None) == "mxgateway._speedups":
+        if isinstance(exc, ModuleNotFoundError) and exc.name == "mxgateway._speedups":
             return None, (
                 "mxgateway._speedups is not installed (the install could not build it: "
                 "no C compiler, or Cython and the generated C both missing)"
