@@ -16,6 +16,7 @@ import os
 import re
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -202,27 +203,53 @@ def _flag_names(message: str) -> str:
     return message
 
 
+def _stop_on_signals(loop: asyncio.AbstractEventLoop, stop: Callable[[], None]) -> list[int]:
+    """Call ``stop`` on SIGINT and SIGTERM where the loop takes signal handlers; return the
+    signals it took.
+
+    Windows' event loops take none (NotImplementedError), nor does a loop outside the main
+    thread (RuntimeError, ValueError). There Ctrl+C reaches ``asyncio.Runner``, which cancels
+    the main task: ``_serve`` treats that cancellation as the stop request.
+    """
+    installed: list[int] = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(signum, stop)
+        except (NotImplementedError, RuntimeError, ValueError):
+            break
+        installed.append(signum)
+    return installed
+
+
 async def _serve(config: SimConfig) -> None:
     from mxgateway.sim import SimulatedGateway
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
+    installed = _stop_on_signals(loop, stop.set)
     gateway = SimulatedGateway(config)
     try:
         async with gateway:
             emit_json({"listening": gateway.endpoint})
-            await stop.wait()
+            try:
+                await stop.wait()
+            except asyncio.CancelledError:
+                if installed:
+                    raise  # a real cancellation: signals arrive through ``stop``
+                # Ctrl+C without signal handlers (Windows): asyncio.Runner cancelled us.
+                # Stop as on SIGINT; the runner then returns normally (exit 0).
+                task = asyncio.current_task()
+                if task is not None:
+                    task.uncancel()
             logging.getLogger("mxgateway.sim").info("signal received, stopping")
         emit_json({"stopped": gateway.stats()})
     finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in installed:
             loop.remove_signal_handler(signum)
 
 
 def cmd_sim(args: argparse.Namespace) -> int:
-    """Run the simulator until SIGINT/SIGTERM; 0 on a clean stop.
+    """Run the simulator until SIGINT/SIGTERM (Ctrl+C on Windows); 0 on a clean stop.
 
     A bad flag raises UsageError (exit 2) and a failure to listen OSError (exit 3); ``main``
     reports them.
