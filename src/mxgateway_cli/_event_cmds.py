@@ -78,6 +78,8 @@ def _value_text(value: Any) -> str:
 def event_text(event: MxEvent) -> str:
     """One human line for an event."""
     parts = [f"#{event.worker_sequence}", _name(event.family)]
+    if event.tag is not None:
+        parts.append(event.tag)
     if event.item_handle:
         parts.append(f"item={event.item_handle}")
     if event.has_value:
