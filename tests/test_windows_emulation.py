@@ -17,6 +17,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 
@@ -65,6 +66,18 @@ def _popen(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
     )
 
 
+def _readline(process: subprocess.Popen[str]) -> str:
+    """The next stdout line, or "" if none came within TIMEOUT_S (the process is then killed,
+    so a hang fails the test instead of stalling the suite)."""
+    assert process.stdout is not None
+    watchdog = threading.Timer(TIMEOUT_S, process.kill)
+    watchdog.start()
+    try:
+        return process.stdout.readline()
+    finally:
+        watchdog.cancel()
+
+
 def _interrupt(process: subprocess.Popen[str]) -> tuple[str, str]:
     """Ctrl+C (SIGINT to the process alone); return the rest of its stdout and its stderr."""
     process.send_signal(signal.SIGINT)
@@ -81,8 +94,7 @@ def sim(windows_env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[str], st
     """``mxgw-py sim`` under the emulation, and its endpoint."""
     process = _popen(windows_env, "sim", "--plaintext", "--listen", "127.0.0.1:0", "--rate", "20")
     try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
+        line = _readline(process)
         assert line, "the simulator exited: " + (process.communicate()[1] or "")
         yield process, json.loads(line)["listening"]
     finally:
@@ -147,8 +159,7 @@ def test_stream_alarms_stops_on_ctrl_c(
 ) -> None:
     _, endpoint = sim
     process = _popen(windows_env, "stream-alarms", "--endpoint", endpoint, "--plaintext", "--json")
-    assert process.stdout is not None
-    first = process.stdout.readline()  # streaming: the first message arrived
+    first = _readline(process)  # streaming: the first message arrived
     assert first, process.communicate()
     json.loads(first)
     _, stderr = _interrupt(process)
