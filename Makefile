@@ -1,7 +1,7 @@
 # Short task list. Everything here is also a plain command in README.md.
 PYTHON ?= python
 
-.PHONY: install proto compile test test-twin lint bench bench-save bench-guard check
+.PHONY: install proto compile test test-twin lint bench bench-save bench-guard dist check
 
 install:            ## set up (editable install, builds the Cython codec)
 	$(PYTHON) -m pip install -e ".[dev]"
@@ -29,5 +29,8 @@ bench-save:         ## the ratio benchmarks as this machine's baseline (bench/ba
 
 bench-guard:        ## the ratio benchmarks compared with the baseline (CI's guard)
 	$(PYTHON) -m bench.guard
+
+dist:               ## sdist (with the generated C) and a wheel for this machine, in dist/
+	$(PYTHON) -m build -o dist .
 
 check: lint test    ## what CI runs, but the regeneration check

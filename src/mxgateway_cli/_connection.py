@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import argparse
+import codecs
 import math
 import os
 import re
@@ -34,6 +35,7 @@ __all__ = [
     "json_parent",
     "non_negative_int32",
     "positive_int",
+    "read_key_file",
     "resolve_api_key",
     "seconds",
     "uint64",
@@ -204,20 +206,52 @@ def resolve_api_key(args: argparse.Namespace) -> str | None:
         if not key:
             raise UsageError(f"environment variable {args.api_key_env} is not set or empty")
     elif args.api_key_file:
-        try:
-            # utf-8-sig: PowerShell 5.1 and Notepad save UTF-8 with a byte-order mark, which
-            # would otherwise stay in the key and make gRPC refuse the metadata (untyped, exit 1).
-            text = Path(args.api_key_file).read_text(encoding="utf-8-sig")
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = getattr(exc, "strerror", None) or "not readable UTF-8 text"
-            raise UsageError(f"cannot read --api-key-file {args.api_key_file}: {reason}") from None
+        text = read_key_file(args.api_key_file, "--api-key-file")
         register_secret(text)
         key = text.strip()
         if not key:
             raise UsageError(f"--api-key-file {args.api_key_file} is empty")
     if key is not None:
         register_secret(key)
+        _check_header_safe(key, args)
     return key
+
+
+def read_key_file(path: str, flag: str) -> str:
+    """The text of a key file, without a byte order mark (the caller strips white space).
+
+    Windows editors save UTF-8 with a BOM (Notepad's "UTF-8 with BOM") and PowerShell 5's
+    ``Out-File``/``>`` writes UTF-16 with one: a BOM kept in the key made gRPC refuse the header
+    ("Illegal header value") after the CLI had already said nothing about the file.
+    """
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read {flag} {path}: {exc.strerror}") from None
+    encoding = "utf-16" if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) else None
+    try:
+        return data.decode(encoding or "utf-8-sig")
+    except UnicodeDecodeError:
+        raise UsageError(f"cannot read {flag} {path}: not UTF-8 or UTF-16 text") from None
+
+
+def _check_header_safe(key: str, args: argparse.Namespace) -> None:
+    # gRPC sends the key in a header, which takes printable ASCII only; anything else would
+    # fail on the first call as a "gateway failure" although nothing was sent. The message
+    # names where the key came from and the position, never the key.
+    for position, char in enumerate(key, start=1):
+        if not " " < char <= "~":
+            if args.api_key is not None:
+                source = "--api-key"
+            elif args.api_key_env:
+                source = f"environment variable {args.api_key_env}"
+            else:
+                source = f"--api-key-file {args.api_key_file}"
+            what = "white space" if char.isspace() else f"U+{ord(char):04X}"
+            raise UsageError(
+                f"the API key from {source} holds {what} at character {position}: "
+                "a key is printable ASCII without spaces"
+            )
 
 
 def client_options(args: argparse.Namespace) -> ClientOptions:

@@ -281,8 +281,10 @@ def _stop_on_signals(loop: asyncio.AbstractEventLoop, stop: Callable[[], None]) 
         for signum in _STOP_SIGNALS:
             try:
                 loop.add_signal_handler(signum, stop)
-            except NotImplementedError:
-                previous[signum] = signal.signal(signum, handler)
+            except (NotImplementedError, RuntimeError):
+                # Windows' loops (NotImplementedError), or a loop that cannot take them.
+                with contextlib.suppress(ValueError):  # not the main thread: Ctrl+C cancels
+                    previous[signum] = signal.signal(signum, handler)
             else:
                 via_loop.append(signum)
         yield
@@ -311,7 +313,7 @@ async def _serve(config: SimConfig) -> None:
 
 
 def cmd_sim(args: argparse.Namespace) -> int:
-    """Run the simulator until SIGINT/SIGTERM; 0 on a clean stop.
+    """Run the simulator until SIGINT/SIGTERM (Ctrl+C on Windows); 0 on a clean stop.
 
     A bad flag raises UsageError (exit 2) and a failure to listen OSError (exit 3); ``main``
     reports them.

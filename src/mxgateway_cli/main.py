@@ -21,6 +21,7 @@ from importlib import metadata
 from typing import NoReturn, cast
 
 import mxgateway
+from mxgateway._codec import codec_fallback_reason
 from mxgateway_cli._alarm_cmds import add_alarm_commands
 from mxgateway_cli._bench import add_bench_arguments
 from mxgateway_cli._connection import json_parent
@@ -33,6 +34,7 @@ from mxgateway_cli._exit_codes import (
     UsageError,
     exit_code_for,
 )
+from mxgateway_cli._extras import require_extras
 from mxgateway_cli._galaxy_cmds import add_galaxy_commands
 from mxgateway_cli._output import emit, emit_error, redact
 from mxgateway_cli._session_cmds import add_session_commands
@@ -63,10 +65,12 @@ def _dist_version(name: str) -> str:
         return "not installed"
 
 
-def cmd_version(args: argparse.Namespace) -> int:
-    """Print the package version, codec, event loop and key dependency versions."""
-    info = {
+def _version_info() -> dict[str, str | None]:
+    return {
         "codec": mxgateway.codec_implementation(),
+        # Why the pure-Python codec runs (null with the compiled one): "MXGATEWAY_NO_EXTENSIONS=1"
+        # when asked for, else what kept the compiled module from loading.
+        "codecFallbackReason": codec_fallback_reason(),
         "eventLoop": mxgateway.preferred_event_loop(),
         "grpcio": _dist_version("grpcio"),
         "msgspec": _dist_version("msgspec"),
@@ -74,13 +78,48 @@ def cmd_version(args: argparse.Namespace) -> int:
         "python": ".".join(str(part) for part in sys.version_info[:3]),
         "version": mxgateway.__version__,
     }
-    emit(
-        args.json,
-        info,
-        f"mxgw-py {info['version']} (codec {info['codec']}, loop {info['eventLoop']}, "
-        f"grpcio {info['grpcio']}, protobuf {info['protobuf']}, msgspec {info['msgspec']})",
+
+
+def _version_line(info: dict[str, str | None]) -> str:
+    codec = str(info["codec"])
+    reason = info["codecFallbackReason"]
+    if reason is not None:
+        codec = f"{codec}: {reason}"
+    return (
+        f"mxgw-py {info['version']} (codec {codec}, loop {info['eventLoop']}, "
+        f"grpcio {info['grpcio']}, protobuf {info['protobuf']}, msgspec {info['msgspec']})"
     )
+
+
+def cmd_version(args: argparse.Namespace) -> int:
+    """Print the package version, codec (and why the twin, if so), event loop and key
+    dependency versions."""
+    info = _version_info()
+    emit(args.json, info, _version_line(info))
     return EXIT_OK
+
+
+class _VersionAction(argparse.Action):
+    """``mxgw-py --version``: the line ``mxgw-py version`` prints, then exit 0."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: object) -> None:
+        super().__init__(
+            option_strings,
+            dest=argparse.SUPPRESS,
+            default=argparse.SUPPRESS,
+            nargs=0,
+            help="show the version line (as the version command) and exit",
+        )
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        sys.stdout.write(_version_line(_version_info()) + "\n")
+        parser.exit(EXIT_OK)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -91,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action=_VersionAction)
     # Subcommands are _Parser too (argparse's default parser_class is the parent's class).
     commands = cast(
         "argparse._SubParsersAction[argparse.ArgumentParser]",
@@ -148,6 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             level=args.log_level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
         )
     try:
+        require_extras(args)
         result = args.handler(args)
         if asyncio.iscoroutine(result):
             result = mxgateway.run(result)

@@ -19,7 +19,7 @@ class TestConnectionReply(_message.Message):
     __slots__ = ("ok",)
     OK_FIELD_NUMBER: _ClassVar[int]
     ok: bool
-    def __init__(self, ok: _Optional[bool] = ...) -> None: ...
+    def __init__(self, ok: bool = ...) -> None: ...
 
 class GetLastDeployTimeRequest(_message.Message):
     __slots__ = ()
@@ -31,7 +31,7 @@ class GetLastDeployTimeReply(_message.Message):
     TIME_OF_LAST_DEPLOY_FIELD_NUMBER: _ClassVar[int]
     present: bool
     time_of_last_deploy: _timestamp_pb2.Timestamp
-    def __init__(self, present: _Optional[bool] = ..., time_of_last_deploy: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    def __init__(self, present: bool = ..., time_of_last_deploy: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class DiscoverHierarchyRequest(_message.Message):
     __slots__ = ("page_size", "page_token", "root_gobject_id", "root_tag_name", "root_contained_path", "max_depth", "category_ids", "template_chain_contains", "tag_name_glob", "include_attributes", "alarm_bearing_only", "historized_only")
@@ -59,7 +59,7 @@ class DiscoverHierarchyRequest(_message.Message):
     include_attributes: bool
     alarm_bearing_only: bool
     historized_only: bool
-    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., root_gobject_id: _Optional[int] = ..., root_tag_name: _Optional[str] = ..., root_contained_path: _Optional[str] = ..., max_depth: _Optional[_Union[_wrappers_pb2.Int32Value, _Mapping]] = ..., category_ids: _Optional[_Iterable[int]] = ..., template_chain_contains: _Optional[_Iterable[str]] = ..., tag_name_glob: _Optional[str] = ..., include_attributes: _Optional[bool] = ..., alarm_bearing_only: _Optional[bool] = ..., historized_only: _Optional[bool] = ...) -> None: ...
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., root_gobject_id: _Optional[int] = ..., root_tag_name: _Optional[str] = ..., root_contained_path: _Optional[str] = ..., max_depth: _Optional[_Union[_wrappers_pb2.Int32Value, _Mapping]] = ..., category_ids: _Optional[_Iterable[int]] = ..., template_chain_contains: _Optional[_Iterable[str]] = ..., tag_name_glob: _Optional[str] = ..., include_attributes: bool = ..., alarm_bearing_only: bool = ..., historized_only: bool = ...) -> None: ...
 
 class DiscoverHierarchyReply(_message.Message):
     __slots__ = ("objects", "next_page_token", "total_object_count")
@@ -95,7 +95,7 @@ class BrowseChildrenRequest(_message.Message):
     include_attributes: bool
     alarm_bearing_only: bool
     historized_only: bool
-    def __init__(self, parent_gobject_id: _Optional[int] = ..., parent_tag_name: _Optional[str] = ..., parent_contained_path: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., category_ids: _Optional[_Iterable[int]] = ..., template_chain_contains: _Optional[_Iterable[str]] = ..., tag_name_glob: _Optional[str] = ..., include_attributes: _Optional[bool] = ..., alarm_bearing_only: _Optional[bool] = ..., historized_only: _Optional[bool] = ...) -> None: ...
+    def __init__(self, parent_gobject_id: _Optional[int] = ..., parent_tag_name: _Optional[str] = ..., parent_contained_path: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., category_ids: _Optional[_Iterable[int]] = ..., template_chain_contains: _Optional[_Iterable[str]] = ..., tag_name_glob: _Optional[str] = ..., include_attributes: bool = ..., alarm_bearing_only: bool = ..., historized_only: bool = ...) -> None: ...
 
 class BrowseChildrenReply(_message.Message):
     __slots__ = ("children", "next_page_token", "child_has_children")
@@ -131,7 +131,7 @@ class GalaxyObject(_message.Message):
     hierarchical_name: str
     attributes: _containers.RepeatedCompositeFieldContainer[GalaxyAttribute]
     area_tag_name: str
-    def __init__(self, gobject_id: _Optional[int] = ..., tag_name: _Optional[str] = ..., contained_name: _Optional[str] = ..., browse_name: _Optional[str] = ..., parent_gobject_id: _Optional[int] = ..., is_area: _Optional[bool] = ..., category_id: _Optional[int] = ..., template_chain: _Optional[_Iterable[str]] = ..., hierarchical_name: _Optional[str] = ..., attributes: _Optional[_Iterable[_Union[GalaxyAttribute, _Mapping]]] = ..., area_tag_name: _Optional[str] = ...) -> None: ...
+    def __init__(self, gobject_id: _Optional[int] = ..., tag_name: _Optional[str] = ..., contained_name: _Optional[str] = ..., browse_name: _Optional[str] = ..., parent_gobject_id: _Optional[int] = ..., is_area: bool = ..., category_id: _Optional[int] = ..., template_chain: _Optional[_Iterable[str]] = ..., hierarchical_name: _Optional[str] = ..., attributes: _Optional[_Iterable[_Union[GalaxyAttribute, _Mapping]]] = ..., area_tag_name: _Optional[str] = ...) -> None: ...
 
 class GalaxyAttribute(_message.Message):
     __slots__ = ("attribute_name", "full_tag_reference", "mx_data_type", "is_array", "array_dimension", "mx_attribute_category", "security_classification", "is_configured", "description", "is_historized", "is_alarm")
@@ -157,7 +157,7 @@ class GalaxyAttribute(_message.Message):
     description: str
     is_historized: bool
     is_alarm: bool
-    def __init__(self, attribute_name: _Optional[str] = ..., full_tag_reference: _Optional[str] = ..., mx_data_type: _Optional[int] = ..., is_array: _Optional[bool] = ..., array_dimension: _Optional[int] = ..., mx_attribute_category: _Optional[int] = ..., security_classification: _Optional[int] = ..., is_configured: _Optional[bool] = ..., description: _Optional[str] = ..., is_historized: _Optional[bool] = ..., is_alarm: _Optional[bool] = ...) -> None: ...
+    def __init__(self, attribute_name: _Optional[str] = ..., full_tag_reference: _Optional[str] = ..., mx_data_type: _Optional[int] = ..., is_array: bool = ..., array_dimension: _Optional[int] = ..., mx_attribute_category: _Optional[int] = ..., security_classification: _Optional[int] = ..., is_configured: bool = ..., description: _Optional[str] = ..., is_historized: bool = ..., is_alarm: bool = ...) -> None: ...
     @property
     def data_type(self) -> _MxDataType | int: ...  # added by mxgateway._galaxy
 
@@ -179,4 +179,4 @@ class DeployEvent(_message.Message):
     time_of_last_deploy_present: bool
     object_count: int
     attribute_count: int
-    def __init__(self, sequence: _Optional[int] = ..., time_of_last_deploy: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., time_of_last_deploy_present: _Optional[bool] = ..., object_count: _Optional[int] = ..., attribute_count: _Optional[int] = ...) -> None: ...
+    def __init__(self, sequence: _Optional[int] = ..., time_of_last_deploy: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., time_of_last_deploy_present: bool = ..., object_count: _Optional[int] = ..., attribute_count: _Optional[int] = ...) -> None: ...

@@ -5,7 +5,7 @@ import warnings
 
 from . import galaxy_repository_pb2 as galaxy__repository__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.74.0'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 
@@ -18,14 +18,14 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in galaxy_repository_pb2_grpc.py depends on'
+        + f' but the generated code in galaxy_repository_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
     )
 
 
-class GalaxyRepositoryStub:
+class GalaxyRepositoryStub(object):
     """Missing associated documentation comment in .proto file."""
 
     def __init__(self, channel):
@@ -61,7 +61,7 @@ class GalaxyRepositoryStub:
                 _registered_method=True)
 
 
-class GalaxyRepositoryServicer:
+class GalaxyRepositoryServicer(object):
     """Missing associated documentation comment in .proto file."""
 
     def TestConnection(self, request, context):
@@ -134,7 +134,7 @@ def add_GalaxyRepositoryServicer_to_server(servicer, server):
 
 
  # This class is part of an EXPERIMENTAL API.
-class GalaxyRepository:
+class GalaxyRepository(object):
     """Missing associated documentation comment in .proto file."""
 
     @staticmethod

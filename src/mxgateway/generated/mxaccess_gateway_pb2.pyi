@@ -307,7 +307,7 @@ class MxValue(_message.Message):
     elapsed_value: _duration_pb2.Duration
     array_value: MxArray
     sparse_array_value: MxSparseArray
-    def __init__(self, data_type: _Optional[_Union[MxDataType, str]] = ..., variant_type: _Optional[str] = ..., is_null: _Optional[bool] = ..., raw_diagnostic: _Optional[str] = ..., raw_data_type: _Optional[int] = ..., raw_value: _Optional[bytes] = ..., bool_value: _Optional[bool] = ..., int32_value: _Optional[int] = ..., int64_value: _Optional[int] = ..., float_value: _Optional[float] = ..., double_value: _Optional[float] = ..., string_value: _Optional[str] = ..., timestamp_value: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., elapsed_value: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., array_value: _Optional[_Union[MxArray, _Mapping]] = ..., sparse_array_value: _Optional[_Union[MxSparseArray, _Mapping]] = ...) -> None: ...
+    def __init__(self, data_type: _Optional[_Union[MxDataType, str]] = ..., variant_type: _Optional[str] = ..., is_null: bool = ..., raw_diagnostic: _Optional[str] = ..., raw_data_type: _Optional[int] = ..., raw_value: _Optional[bytes] = ..., bool_value: bool = ..., int32_value: _Optional[int] = ..., int64_value: _Optional[int] = ..., float_value: _Optional[float] = ..., double_value: _Optional[float] = ..., string_value: _Optional[str] = ..., timestamp_value: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., elapsed_value: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., array_value: _Optional[_Union[MxArray, _Mapping]] = ..., sparse_array_value: _Optional[_Union[MxSparseArray, _Mapping]] = ...) -> None: ...
 
 class MxArray(_message.Message):
     __slots__ = ("element_data_type", "dimensions", "bool_values", "int32_values", "int64_values", "float_values", "double_values", "string_values", "timestamp_values", "elapsed_values")
@@ -695,7 +695,7 @@ class SubscribeBulkCommand(_message.Message):
     tag_addresses: _containers.RepeatedScalarFieldContainer[str]
     supervisory: bool
     buffered_update_interval_ms: int
-    def __init__(self, server_handle: _Optional[int] = ..., tag_addresses: _Optional[_Iterable[str]] = ..., supervisory: _Optional[bool] = ..., buffered_update_interval_ms: _Optional[int] = ...) -> None: ...
+    def __init__(self, server_handle: _Optional[int] = ..., tag_addresses: _Optional[_Iterable[str]] = ..., supervisory: bool = ..., buffered_update_interval_ms: _Optional[int] = ...) -> None: ...
 
 class WriteBulkEntry(_message.Message):
     __slots__ = ("item_handle", "value", "user_id")
@@ -803,7 +803,7 @@ class SubscribeResult(_message.Message):
     error_message: str
     hresult: int
     statuses: _containers.RepeatedCompositeFieldContainer[MxStatusProxy]
-    def __init__(self, server_handle: _Optional[int] = ..., tag_address: _Optional[str] = ..., item_handle: _Optional[int] = ..., was_successful: _Optional[bool] = ..., error_message: _Optional[str] = ..., hresult: _Optional[int] = ..., statuses: _Optional[_Iterable[_Union[MxStatusProxy, _Mapping]]] = ...) -> None: ...
+    def __init__(self, server_handle: _Optional[int] = ..., tag_address: _Optional[str] = ..., item_handle: _Optional[int] = ..., was_successful: bool = ..., error_message: _Optional[str] = ..., hresult: _Optional[int] = ..., statuses: _Optional[_Iterable[_Union[MxStatusProxy, _Mapping]]] = ...) -> None: ...
 
 class BulkWriteResult(_message.Message):
     __slots__ = ("item_handle", "was_successful", "error_message", "hresult", "statuses")
@@ -817,7 +817,7 @@ class BulkWriteResult(_message.Message):
     error_message: str
     hresult: int
     statuses: _containers.RepeatedCompositeFieldContainer[MxStatusProxy]
-    def __init__(self, item_handle: _Optional[int] = ..., was_successful: _Optional[bool] = ..., error_message: _Optional[str] = ..., hresult: _Optional[int] = ..., statuses: _Optional[_Iterable[_Union[MxStatusProxy, _Mapping]]] = ...) -> None: ...
+    def __init__(self, item_handle: _Optional[int] = ..., was_successful: bool = ..., error_message: _Optional[str] = ..., hresult: _Optional[int] = ..., statuses: _Optional[_Iterable[_Union[MxStatusProxy, _Mapping]]] = ...) -> None: ...
 
 class BulkReadResult(_message.Message):
     __slots__ = ("tag_address", "item_handle", "was_successful", "was_cached", "value", "quality", "source_timestamp", "error_message", "hresult", "statuses")
@@ -841,7 +841,7 @@ class BulkReadResult(_message.Message):
     error_message: str
     hresult: int
     statuses: _containers.RepeatedCompositeFieldContainer[MxStatusProxy]
-    def __init__(self, tag_address: _Optional[str] = ..., item_handle: _Optional[int] = ..., was_successful: _Optional[bool] = ..., was_cached: _Optional[bool] = ..., value: _Optional[_Union[MxValue, _Mapping]] = ..., quality: _Optional[int] = ..., source_timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., error_message: _Optional[str] = ..., hresult: _Optional[int] = ..., statuses: _Optional[_Iterable[_Union[MxStatusProxy, _Mapping]]] = ...) -> None: ...
+    def __init__(self, tag_address: _Optional[str] = ..., item_handle: _Optional[int] = ..., was_successful: bool = ..., was_cached: bool = ..., value: _Optional[_Union[MxValue, _Mapping]] = ..., quality: _Optional[int] = ..., source_timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., error_message: _Optional[str] = ..., hresult: _Optional[int] = ..., statuses: _Optional[_Iterable[_Union[MxStatusProxy, _Mapping]]] = ...) -> None: ...
 
 class BulkSubscribeReply(_message.Message):
     __slots__ = ("results",)
@@ -1073,7 +1073,7 @@ class ActiveAlarmSnapshot(_message.Message):
     limit_value: MxValue
     degraded: bool
     area: str
-    def __init__(self, alarm_full_reference: _Optional[str] = ..., source_object_reference: _Optional[str] = ..., alarm_type_name: _Optional[str] = ..., severity: _Optional[int] = ..., current_state: _Optional[_Union[AlarmConditionState, str]] = ..., category: _Optional[str] = ..., description: _Optional[str] = ..., original_raise_timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_transition_timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., operator_user: _Optional[str] = ..., operator_comment: _Optional[str] = ..., current_value: _Optional[_Union[MxValue, _Mapping]] = ..., limit_value: _Optional[_Union[MxValue, _Mapping]] = ..., degraded: _Optional[bool] = ..., area: _Optional[str] = ...) -> None: ...
+    def __init__(self, alarm_full_reference: _Optional[str] = ..., source_object_reference: _Optional[str] = ..., alarm_type_name: _Optional[str] = ..., severity: _Optional[int] = ..., current_state: _Optional[_Union[AlarmConditionState, str]] = ..., category: _Optional[str] = ..., description: _Optional[str] = ..., original_raise_timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_transition_timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., operator_user: _Optional[str] = ..., operator_comment: _Optional[str] = ..., current_value: _Optional[_Union[MxValue, _Mapping]] = ..., limit_value: _Optional[_Union[MxValue, _Mapping]] = ..., degraded: bool = ..., area: _Optional[str] = ...) -> None: ...
 
 class OnAlarmTransitionEvent(_message.Message):
     __slots__ = ("alarm_full_reference", "source_object_reference", "alarm_type_name", "transition_kind", "severity", "original_raise_timestamp", "transition_timestamp", "operator_user", "operator_comment", "category", "description", "current_value", "limit_value", "degraded", "current_state")
@@ -1107,7 +1107,7 @@ class OnAlarmTransitionEvent(_message.Message):
     limit_value: MxValue
     degraded: bool
     current_state: AlarmConditionState
-    def __init__(self, alarm_full_reference: _Optional[str] = ..., source_object_reference: _Optional[str] = ..., alarm_type_name: _Optional[str] = ..., transition_kind: _Optional[_Union[AlarmTransitionKind, str]] = ..., severity: _Optional[int] = ..., original_raise_timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., transition_timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., operator_user: _Optional[str] = ..., operator_comment: _Optional[str] = ..., category: _Optional[str] = ..., description: _Optional[str] = ..., current_value: _Optional[_Union[MxValue, _Mapping]] = ..., limit_value: _Optional[_Union[MxValue, _Mapping]] = ..., degraded: _Optional[bool] = ..., current_state: _Optional[_Union[AlarmConditionState, str]] = ...) -> None: ...
+    def __init__(self, alarm_full_reference: _Optional[str] = ..., source_object_reference: _Optional[str] = ..., alarm_type_name: _Optional[str] = ..., transition_kind: _Optional[_Union[AlarmTransitionKind, str]] = ..., severity: _Optional[int] = ..., original_raise_timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., transition_timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., operator_user: _Optional[str] = ..., operator_comment: _Optional[str] = ..., category: _Optional[str] = ..., description: _Optional[str] = ..., current_value: _Optional[_Union[MxValue, _Mapping]] = ..., limit_value: _Optional[_Union[MxValue, _Mapping]] = ..., degraded: bool = ..., current_state: _Optional[_Union[AlarmConditionState, str]] = ...) -> None: ...
 
 class AlarmProviderStatus(_message.Message):
     __slots__ = ("mode", "degraded", "reason", "since")
@@ -1119,7 +1119,7 @@ class AlarmProviderStatus(_message.Message):
     degraded: bool
     reason: str
     since: _timestamp_pb2.Timestamp
-    def __init__(self, mode: _Optional[_Union[AlarmProviderMode, str]] = ..., degraded: _Optional[bool] = ..., reason: _Optional[str] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    def __init__(self, mode: _Optional[_Union[AlarmProviderMode, str]] = ..., degraded: bool = ..., reason: _Optional[str] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class QueryActiveAlarmsRequest(_message.Message):
     __slots__ = ("session_id", "client_correlation_id", "alarm_filter_prefix")

@@ -5,7 +5,7 @@ import warnings
 
 from . import mxaccess_gateway_pb2 as mxaccess__gateway__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.74.0'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 
@@ -18,14 +18,14 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in mxaccess_gateway_pb2_grpc.py depends on'
+        + f' but the generated code in mxaccess_gateway_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
     )
 
 
-class MxAccessGatewayStub:
+class MxAccessGatewayStub(object):
     """Missing associated documentation comment in .proto file."""
 
     def __init__(self, channel):
@@ -76,7 +76,7 @@ class MxAccessGatewayStub:
                 _registered_method=True)
 
 
-class MxAccessGatewayServicer:
+class MxAccessGatewayServicer(object):
     """Missing associated documentation comment in .proto file."""
 
     def OpenSession(self, request, context):
@@ -186,7 +186,7 @@ def add_MxAccessGatewayServicer_to_server(servicer, server):
 
 
  # This class is part of an EXPERIMENTAL API.
-class MxAccessGateway:
+class MxAccessGateway(object):
     """Missing associated documentation comment in .proto file."""
 
     @staticmethod

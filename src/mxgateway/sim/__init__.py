@@ -80,6 +80,7 @@ knobs apply to the grpc.aio server, that is to the simulator outside flood mode)
 accept compressed messages (grpc-encoding other than identity: UNIMPLEMENTED).
 """
 
+from mxgateway import _sim_extra  # noqa: F401  (first: names the extra if it is missing)
 from mxgateway.sim._config import SimConfig, parse_api_key_lines
 from mxgateway.sim._server import SimulatedGateway
 
