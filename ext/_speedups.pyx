@@ -15,8 +15,8 @@ from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_AsUnsignedLongLon
 from cpython.long cimport PyLong_FromLongLong, PyLong_FromUnsignedLongLong
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.dict cimport PyDict_GetItem
-from cpython.object cimport PyObject
-from cpython.ref cimport Py_INCREF, Py_XDECREF
+from cpython.object cimport PyObject, PyTypeObject
+from cpython.ref cimport Py_INCREF, Py_XDECREF, Py_XINCREF
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
 from libc.float cimport FLT_MAX
 from libc.math cimport INFINITY, fabs
@@ -24,6 +24,8 @@ from libc.string cimport memcpy, memmove, memset
 
 cdef extern from "Python.h":
     object PyUnicode_DecodeUTF8(const char* s, Py_ssize_t size, const char* errors)
+    object PyUnicode_New(Py_ssize_t size, Py_UCS4 maxchar)
+    void* PyUnicode_DATA(object s)
     const char* PyUnicode_AsUTF8AndSize(object s, Py_ssize_t* size) except NULL
 
 cdef extern from *:
@@ -151,8 +153,7 @@ cdef int open_input(object data, Input* inp) except -1:
 cdef inline void close_input(Input* inp, Ctx* c) noexcept:
     if inp.release:
         PyBuffer_Release(&inp.view)
-    Py_XDECREF(c.store)
-    c.store = NULL
+    ctx_close(c)
 
 
 # ---- public functions --------------------------------------------------------------------
@@ -172,11 +173,9 @@ def decode_event(data, tags=None):
     ``tags`` (a dict item handle -> name) fills ``MxEvent.tag``."""
     cdef Input inp
     cdef Ctx c
-    c.tags = tags_of(tags)
+    cdef PyObject* names = tags_of(tags)
     open_input(data, &inp)
-    c.base = inp.p
-    c.depth = 0
-    c.store = NULL
+    ctx_init(&c, inp.p, names)
     try:
         return parse_event(&c, inp.p, inp.p + inp.n)
     finally:
@@ -188,11 +187,9 @@ def decode_event_batch(data, tags=None):
     ``decode_event``)."""
     cdef Input inp
     cdef Ctx c
-    c.tags = tags_of(tags)
+    cdef PyObject* names = tags_of(tags)
     open_input(data, &inp)
-    c.base = inp.p
-    c.depth = 0
-    c.store = NULL
+    ctx_init(&c, inp.p, names)
     try:
         return parse_batch(&c, inp.p, inp.p + inp.n)
     finally:
@@ -211,10 +208,7 @@ def from_mx_value(data):
             )
         data = data.SerializeToString()
     open_input(data, &inp)
-    c.base = inp.p
-    c.depth = 0
-    c.store = NULL
-    c.tags = NULL
+    ctx_init(&c, inp.p, NULL)
     memset(&v, 0, sizeof(v))
     try:
         parse_value(&c, inp.p, inp.p + inp.n, &v)

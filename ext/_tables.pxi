@@ -6,6 +6,7 @@ cdef enum:
     MAX_SLOTS = 20        # slots are 1..nslots; 0 means "unknown field"
 
 cdef struct MsgTable:
+    uint8_t tag1[128]          # one-byte tag -> slot when its wire type is the field's, else 0
     uint8_t small[SMALL_FIELDS]
     uint32_t num[MAX_SLOTS]    # slot -> field number
     uint8_t wt[MAX_SLOTS]      # slot -> wire type of one element (packed also accepted)
@@ -22,6 +23,18 @@ cdef inline int slot_of(const MsgTable* t, uint64_t field) noexcept nogil:
     for i in range(1, t.nslots + 1):
         if t.num[i] == field:
             return i
+    return 0
+
+
+cdef inline int slot_for(const MsgTable* t, uint64_t tag) noexcept nogil:
+    # The slot of a field read with its own wire type (0: unknown, or another wire type).
+    # One-byte tags (nearly all) need one lookup.
+    cdef int slot
+    if tag < 128:
+        return t.tag1[tag]
+    slot = slot_of(t, tag >> 3)
+    if slot != 0 and t.wt[slot] == (tag & 7):
+        return slot
     return 0
 
 
@@ -284,6 +297,8 @@ def configure(file_descriptor=None):
             t.wt[slot] = wire    # packed runs are recognised by the parsers themselves
             if number < SMALL_FIELDS:
                 t.small[number] = slot
+            if (number << 3 | wire) < 128:
+                t.tag1[number << 3 | wire] = slot
             if repeated:
                 wire = WT_LEN    # the encoder writes repeated numbers packed
             message_keys[field_name] = (number, _uvarint((number << 3) | wire))
@@ -301,3 +316,8 @@ def configure(file_descriptor=None):
     # All checks passed: switch the tables in one go.
     memcpy(TABLES, fresh, sizeof(fresh))
     _KEYS = keys
+    global _TS_SEC_TAG, _TS_NANOS_TAG
+    tag = tag_of(&TABLES[M_TS], TS_SECONDS, WT_VARINT)
+    _TS_SEC_TAG = tag if tag < 0x80 else -1
+    tag = tag_of(&TABLES[M_TS], TS_NANOS, WT_VARINT)
+    _TS_NANOS_TAG = tag if tag < 0x80 else -1
