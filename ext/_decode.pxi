@@ -1145,6 +1145,7 @@ cdef object _EMPTY_STR = ""
 cdef object event_struct(Ctx* c, EvState* e):
     cdef PyObject* vals[27]
     cdef PyObject* name = NULL
+    cdef bint looked
     cdef ValState* v = &e.v
     # Every value handed over is a Python object held by a local until the struct holds it.
     cdef object session, family, sequence, server, item, quality, statuses, value, data_type
@@ -1241,7 +1242,7 @@ cdef object event_struct(Ctx* c, EvState* e):
         vals[24] = <PyObject*>_NONE
     vals[25] = <PyObject*>_NONE
     if c.tags != NULL:
-        name = tag_name(c, e.item_handle, item)
+        name = tag_name(c, e.item_handle, &looked)
     vals[26] = name if name != NULL else <PyObject*>_NONE
     return make_struct(&EVENT_INFO, vals)
 

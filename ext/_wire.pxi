@@ -38,20 +38,23 @@ cdef inline void ctx_close(Ctx* c) noexcept:
         c.tags = NULL
 
 
-cdef inline PyObject* tag_name(Ctx* c, int32_t item, object key) noexcept:
+cdef inline PyObject* tag_name(Ctx* c, int32_t item, bint* looked) except? NULL:
     # The tag of an item handle (borrowed; NULL when the dict has none), one dict lookup per
-    # handle and call: a session's events cycle through its items.
+    # handle and call (a session's events cycle through its items); ``looked`` when this
+    # call did the lookup.
     cdef int h = item & (TAG_CACHE - 1)
     cdef PyObject* name
     if c.tag_set[h] and c.tag_keys[h] == item:
+        looked[0] = False
         return c.tag_names[h]
-    name = PyDict_GetItem(<object>c.tags, key)
+    name = PyDict_GetItem(<object>c.tags, <object>item)
     if c.tag_set[h]:
         Py_XDECREF(c.tag_names[h])
     Py_XINCREF(name)
     c.tag_set[h] = 1
     c.tag_keys[h] = item
     c.tag_names[h] = name
+    looked[0] = True
     return name
 
 

@@ -5,6 +5,7 @@ Public names are re-exported here from private modules; ``__all__`` is explicit 
 """
 
 import logging as _logging
+from typing import TYPE_CHECKING as _TYPE_CHECKING
 
 from mxgateway._alarm_feed import AlarmFeedItem
 from mxgateway._client import GatewayClient
@@ -12,6 +13,7 @@ from mxgateway._codec import (
     codec_implementation,
     decode_event,
     decode_event_batch,
+    decode_event_columns,
     encode_event,
     encode_event_batch,
     from_mx_value,
@@ -74,12 +76,27 @@ from mxgateway.types import (
     SessionState,
     TagChange,
     TagValue,
+    ValueKind,
     WriteOutcome,
     ns_to_datetime,
 )
 
+if _TYPE_CHECKING:
+    from mxgateway.columns import EventColumns
+
 # A library logs; the application decides where to (no "No handlers could be found").
 _logging.getLogger("mxgateway").addHandler(_logging.NullHandler())
+
+
+def __getattr__(name: str) -> object:
+    # EventColumns needs numpy (mxgateway[columns]): imported on first use, so that the rest
+    # of the package works without it.
+    if name == "EventColumns":
+        from mxgateway.columns import EventColumns
+
+        return EventColumns
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "AcknowledgeResult",
@@ -98,6 +115,7 @@ __all__ = [
     "ClientOptions",
     "DeployEvent",
     "EventBody",
+    "EventColumns",
     "EventReceiver",
     "GalaxyAttribute",
     "GalaxyObject",
@@ -137,11 +155,13 @@ __all__ = [
     "StreamStats",
     "TagChange",
     "TagValue",
+    "ValueKind",
     "WriteOutcome",
     "__version__",
     "codec_implementation",
     "decode_event",
     "decode_event_batch",
+    "decode_event_columns",
     "encode_event",
     "encode_event_batch",
     "from_mx_value",

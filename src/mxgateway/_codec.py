@@ -5,6 +5,9 @@ multidict do); an ImportError of the compiled module (no compiler at install tim
 to it silently. A compiled module left over from an older build that lacks one of the codec's
 functions is not used either (with a RuntimeWarning): the twin is complete by definition.
 ``codec_implementation()`` tells which one is active.
+
+``encode_flood_batch`` (the simulator's) is looked up on first use from ``mxgateway.sim._flood``,
+where the simulator's encoder is chosen by the same rule.
 """
 
 from __future__ import annotations
@@ -12,13 +15,14 @@ from __future__ import annotations
 import os
 import warnings
 from types import ModuleType
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 __all__ = [
     "codec_implementation",
     "configure",
     "decode_event",
     "decode_event_batch",
+    "decode_event_columns",
     "decode_varint",
     "encode_event",
     "encode_event_batch",
@@ -28,17 +32,19 @@ __all__ = [
     "to_mx_value",
 ]
 
-# Every function both implementations provide (docs/codec.md, "Functions").
+# Every function both implementations provide (docs/codec.md, "Functions"), and the internal
+# one behind EventColumns.
 _FUNCTIONS = (
     "configure",
     "decode_event",
     "decode_event_batch",
+    "decode_event_columns",
     "decode_varint",
     "encode_event",
     "encode_event_batch",
-    "encode_flood_batch",
     "from_mx_value",
     "to_mx_value",
+    "_decode_columns",
 )
 
 
@@ -71,23 +77,31 @@ if TYPE_CHECKING:
         configure,
         decode_event,
         decode_event_batch,
+        decode_event_columns,
         decode_varint,
         encode_event,
         encode_event_batch,
-        encode_flood_batch,
         from_mx_value,
         to_mx_value,
     )
+    from mxgateway.sim._flood import encode_flood_batch
 else:
     configure = impl.configure
     decode_event = impl.decode_event
     decode_event_batch = impl.decode_event_batch
+    decode_event_columns = impl.decode_event_columns
     decode_varint = impl.decode_varint
     encode_event = impl.encode_event
     encode_event_batch = impl.encode_event_batch
-    encode_flood_batch = impl.encode_flood_batch
     from_mx_value = impl.from_mx_value
     to_mx_value = impl.to_mx_value
+
+    def __getattr__(name: str) -> Any:
+        if name == "encode_flood_batch":
+            from mxgateway.sim import _flood
+
+            return _flood.impl.encode_flood_batch
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def codec_implementation() -> Literal["cython", "python"]:

@@ -1,0 +1,485 @@
+# The columns decoder: events -> the typed columns of mxgateway.columns.EventColumns.
+#
+# One pass over the events of one or more messages into columns allocated once (the events
+# are counted first, from the messages' framing), in one bytearray that numpy views without a
+# copy. Each event is parsed into the same EvState as the struct decoder; a row is written
+# from it in C, with no Python object per event. What a row cannot hold exactly (see
+# docs/codec.md, "decode_event_columns") is built as an MxEvent and kept in ``others`` with
+# its row. The twin is src/mxgateway/_pycodec/_columns.py; the layout below is its LAYOUT.
+
+cdef enum:
+    # Value kinds (mxgateway.columns.ValueKind).
+    K_ABSENT = 0      # no MxValue
+    K_NONE = 1        # an MxValue without a kind arm (and without raw_value)
+    K_BOOL = 2
+    K_INT = 3         # int32 / int64 arm, in value_int
+    K_FLOAT = 4       # float / double arm, in value_float
+    K_STRING = 5      # string arm, in the string data
+    K_TIME = 6        # timestamp arm, nanoseconds in value_int
+    K_ELAPSED = 7     # elapsed arm, nanoseconds in value_int
+    K_OTHER = 255     # the row's event is in ``others``
+
+cdef enum:
+    # Columns, in block order (each starts 8-byte aligned).
+    CO_SEQUENCE = 0
+    CO_SOURCE_TS
+    CO_WORKER_TS
+    CO_GATEWAY_TS
+    CO_FLOAT
+    CO_INT
+    CO_SERVER
+    CO_ITEM
+    CO_FAMILY
+    CO_QUALITY
+    CO_DATA_TYPE
+    CO_RAW_DATA_TYPE
+    CO_STR_OFFSETS    # n + 1 entries
+    CO_VARIANT
+    CO_STATUS
+    CO_KIND
+    CO_BOOL
+    CO_IS_NULL
+    CO_BODY
+    N_COLUMNS
+
+cdef int _CO_ITEMSIZE[N_COLUMNS]
+_CO_ITEMSIZE[:] = [8, 8, 8, 8, 8, 8, 4, 4, 4, 4, 4, 4, 4, 2, 2, 1, 1, 1, 1]
+
+# (name, numpy dtype) per column: must equal the twin's LAYOUT (a test compares them).
+_COLUMN_LAYOUT = (
+    ("worker_sequence", "<u8"),
+    ("source_timestamp_ns", "<i8"),
+    ("worker_timestamp_ns", "<i8"),
+    ("gateway_receive_timestamp_ns", "<i8"),
+    ("value_float", "<f8"),
+    ("value_int", "<i8"),
+    ("server_handle", "<i4"),
+    ("item_handle", "<i4"),
+    ("family", "<i4"),
+    ("quality", "<i4"),
+    ("data_type", "<i4"),
+    ("raw_data_type", "<i4"),
+    ("value_offsets", "<i4"),
+    ("variant_type_index", "<i2"),
+    ("status_index", "<i2"),
+    ("value_kind", "u1"),
+    ("value_bool", "?"),
+    ("is_null", "?"),
+    ("body", "u1"),
+)
+
+cdef enum:
+    DICT_CAP = 1024       # distinct values of a dictionary column per EventColumns
+    DICT_SLOTS = 2048     # its open-addressing table (a power of two)
+
+
+
+cdef struct DictTable:
+    # Distinct values of a dictionary column: spans of the input (valid for the whole call)
+    # plus, for statuses, their six integers; the Python values are in a list beside it.
+    int count
+    int last                          # the entry of the previous lookup (-1: none)
+    int16_t slots[DICT_SLOTS]         # -1 empty, else an entry
+    uint64_t hashes[DICT_CAP]
+    const uint8_t* ptrs[DICT_CAP]
+    Py_ssize_t lens[DICT_CAP]
+    int32_t ints[DICT_CAP][6]
+
+
+cdef struct Columns:
+    Py_ssize_t n
+    uint8_t* col[N_COLUMNS]
+    uint8_t* sbuf                     # string data (PyMem), grown by doubling
+    Py_ssize_t slen
+    Py_ssize_t scap
+    DictTable* variants
+    DictTable* statuses
+    Span session                      # the columns' session id (the first event's)
+    PyObject* variant_values          # list of str (owned by the caller's frame)
+    PyObject* status_values           # list of MxStatus
+    PyObject* others                  # list of (row, MxEvent)
+    PyObject* tag_names               # dict item handle -> tag, or NULL without tags
+
+
+cdef inline uint64_t span_hash(const uint8_t* p, Py_ssize_t n, const int32_t* ints) noexcept nogil:
+    # FNV-1a over the integers (if any) and the bytes.
+    cdef uint64_t h = MXG_FNV_OFFSET
+    cdef Py_ssize_t i
+    cdef const uint8_t* q
+    if ints != NULL:
+        q = <const uint8_t*>ints
+        for i in range(24):
+            h = (h ^ q[i]) * MXG_FNV_PRIME
+    for i in range(n):
+        h = (h ^ p[i]) * MXG_FNV_PRIME
+    return h
+
+
+cdef inline bint dict_same(DictTable* d, int k, const uint8_t* p, Py_ssize_t n,
+                           const int32_t* ints) noexcept nogil:
+    cdef int j
+    if d.lens[k] != n or not same_bytes(<const char*>d.ptrs[k], p, n):
+        return False
+    if ints != NULL:
+        for j in range(6):
+            if d.ints[k][j] != ints[j]:
+                return False
+    return True
+
+
+cdef int dict_index(DictTable* d, const uint8_t* p, Py_ssize_t n, const int32_t* ints,
+                    bint* added) noexcept nogil:
+    # The entry of a value; ``added`` when it is new (the caller appends its Python value).
+    # -1 when the table is full (the row then goes to ``others``).
+    cdef uint64_t h
+    cdef int s, k, j
+    added[0] = False
+    if d.last >= 0 and dict_same(d, d.last, p, n, ints):
+        return d.last
+    h = span_hash(p, n, ints)
+    s = <int>(h & (DICT_SLOTS - 1))
+    while d.slots[s] >= 0:
+        k = d.slots[s]
+        if d.hashes[k] == h and dict_same(d, k, p, n, ints):
+            d.last = k
+            return k
+        s = (s + 1) & (DICT_SLOTS - 1)
+    if d.count >= DICT_CAP:
+        return -1
+    k = d.count
+    d.count += 1
+    d.slots[s] = <int16_t>k
+    d.hashes[k] = h
+    d.ptrs[k] = p
+    d.lens[k] = n
+    if ints != NULL:
+        for j in range(6):
+            d.ints[k][j] = ints[j]
+    d.last = k
+    added[0] = True
+    return k
+
+
+cdef int variant_of(Columns* o, ValState* v) except -2:
+    cdef bint added
+    cdef int k
+    if v.present:
+        k = dict_index(o.variants, v.variant_type.p, v.variant_type.n, NULL, &added)
+    else:
+        k = dict_index(o.variants, <const uint8_t*>"", 0, NULL, &added)
+    if added:
+        (<list>o.variant_values).append(cached_str(v.variant_type) if v.present else "")
+    return k
+
+
+cdef int status_of(Columns* o, EvState* e) except -2:
+    cdef bint added
+    cdef int k = dict_index(o.statuses, e.st1_diag.p, e.st1_diag.n, &e.st1[1], &added)
+    if added:
+        (<list>o.status_values).append(status_struct(e.st1, e.st1_diag))
+    return k
+
+
+cdef DictTable* dict_new() except NULL:
+    cdef DictTable* d = <DictTable*>PyMem_Malloc(sizeof(DictTable))
+    if d == NULL:
+        raise MemoryError()
+    d.count = 0
+    d.last = -1
+    memset(d.slots, 0xFF, sizeof(d.slots))
+    return d
+
+
+cdef inline int64_t ts_col(bint has, TsState* t, bint* fits) noexcept nogil:
+    # Nanoseconds when they fit (|seconds| well inside int64 nanoseconds), else the sentinel;
+    # a present timestamp that does not fit sends the row to ``others``.
+    if not has:
+        return MXG_TS_ABSENT
+    if t.sec >= MXG_TS_SAFE_SECONDS or t.sec <= -MXG_TS_SAFE_SECONDS:
+        fits[0] = False
+        return MXG_TS_ABSENT
+    return t.sec * 1_000_000_000 + t.nanos
+
+
+cdef int str_append(Columns* o, const uint8_t* p, Py_ssize_t n) except -1:
+    cdef Py_ssize_t cap
+    cdef uint8_t* buf
+    if o.slen + n > o.scap:
+        cap = o.scap * 2 if o.scap else 4096
+        while cap < o.slen + n:
+            cap *= 2
+        buf = <uint8_t*>PyMem_Realloc(o.sbuf, cap)
+        if buf == NULL:
+            raise MemoryError()
+        o.sbuf = buf
+        o.scap = cap
+    memcpy(o.sbuf + o.slen, p, n)
+    o.slen += n
+    return 0
+
+
+cdef inline int body_code_of(int body) noexcept nogil:
+    # The body arm as its index in _BODY_NAMES ("" = 0).
+    return body - EV_ON_DATA_CHANGE + 1 if body else 0
+
+
+cdef int write_row(Ctx* c, EvState* e, Columns* o, Py_ssize_t i) except -1:
+    cdef ValState* v = &e.v
+    cdef bint fits = True
+    cdef int kind = K_ABSENT
+    cdef int k
+    cdef double f = 0.0
+    cdef int64_t x = 0
+    cdef uint8_t b = 0
+    cdef int32_t* offsets = <int32_t*>o.col[CO_STR_OFFSETS]
+    cdef int32_t start = offsets[i]
+    cdef int16_t variant = -1
+    cdef int16_t status = -1
+    (<uint64_t*>o.col[CO_SEQUENCE])[i] = e.sequence
+    (<int32_t*>o.col[CO_SERVER])[i] = e.server_handle
+    (<int32_t*>o.col[CO_ITEM])[i] = e.item_handle
+    (<int32_t*>o.col[CO_FAMILY])[i] = e.family
+    (<int32_t*>o.col[CO_QUALITY])[i] = e.quality
+    o.col[CO_BODY][i] = <uint8_t>body_code_of(e.body)
+    (<int64_t*>o.col[CO_SOURCE_TS])[i] = ts_col(e.has_src, &e.src_ts, &fits)
+    (<int64_t*>o.col[CO_WORKER_TS])[i] = ts_col(e.has_worker, &e.worker_ts, &fits)
+    (<int64_t*>o.col[CO_GATEWAY_TS])[i] = ts_col(e.has_gateway, &e.gateway_ts, &fits)
+    if v.present:
+        (<int32_t*>o.col[CO_DATA_TYPE])[i] = v.data_type
+        (<int32_t*>o.col[CO_RAW_DATA_TYPE])[i] = v.raw_data_type
+        o.col[CO_IS_NULL][i] = v.is_null
+        k = v.kind
+        if v.raw_value.n or v.raw_diagnostic.n:
+            fits = False
+        elif k == 0:
+            kind = K_NONE
+        elif k == V_DOUBLE or k == V_FLOAT:
+            kind = K_FLOAT
+            f = v.d
+        elif k == V_INT32:
+            kind = K_INT
+            x = <int32_t>v.u
+        elif k == V_BOOL:
+            kind = K_BOOL
+            b = v.u != 0
+        elif k == V_STRING:
+            if o.slen + v.s.n > 0x7FFFFFFF:
+                fits = False
+            else:
+                kind = K_STRING
+                str_append(o, v.s.p, v.s.n)
+        elif k == V_INT64:
+            kind = K_INT
+            x = <int64_t>v.u
+        elif k == V_TIMESTAMP or k == V_ELAPSED:
+            if v.ts.sec >= MXG_TS_SAFE_SECONDS or v.ts.sec <= -MXG_TS_SAFE_SECONDS:
+                fits = False
+            else:
+                kind = K_TIME if k == V_TIMESTAMP else K_ELAPSED
+                x = v.ts.sec * 1_000_000_000 + v.ts.nanos
+        else:
+            fits = False   # arrays, sparse arrays
+    else:
+        (<int32_t*>o.col[CO_DATA_TYPE])[i] = 0
+        (<int32_t*>o.col[CO_RAW_DATA_TYPE])[i] = 0
+        o.col[CO_IS_NULL][i] = 0
+    if (e.has_hresult or e.raw_status.n or e.nstatus > 1 or e.has_gap
+            or e.body == EV_ON_BUFFERED or e.body == EV_ON_ALARM
+            or not (e.session.n == o.session.n
+                    and same_bytes(<const char*>o.session.p, e.session.p, e.session.n))):
+        fits = False
+    if fits:
+        variant = <int16_t>variant_of(o, v)
+        if variant < 0:
+            fits = False
+        elif e.nstatus:
+            status = <int16_t>status_of(o, e)
+            if status < 0:
+                fits = False
+    if o.tag_names != NULL:
+        note_tag(c, o, e.item_handle)
+    if not fits:
+        kind = K_OTHER
+        f = 0.0
+        x = 0
+        b = 0
+        variant = -1
+        status = -1
+        if o.slen != start:
+            o.slen = start
+        (<list>o.others).append((i, event_struct(c, e)))
+    (<double*>o.col[CO_FLOAT])[i] = f
+    (<int64_t*>o.col[CO_INT])[i] = x
+    o.col[CO_BOOL][i] = b
+    o.col[CO_KIND][i] = <uint8_t>kind
+    (<int16_t*>o.col[CO_VARIANT])[i] = variant
+    (<int16_t*>o.col[CO_STATUS])[i] = status
+    offsets[i + 1] = <int32_t>o.slen
+    return 0
+
+
+cdef int note_tag(Ctx* c, Columns* o, int32_t item) except -1:
+    # The columns keep the names of their rows' items, looked up once per item and call.
+    cdef bint looked
+    cdef PyObject* name = tag_name(c, item, &looked)
+    if looked and name != NULL:
+        (<dict>o.tag_names)[item] = <object>name
+    return 0
+
+
+cdef Py_ssize_t count_events(Ctx* c, const uint8_t* p, const uint8_t* end) except -1:
+    # The events of one MxEventBatch, from its framing (the columns are allocated once).
+    cdef const MsgTable* t = &TABLES[M_BATCH]
+    cdef uint64_t tag
+    cdef const uint8_t* start
+    cdef Py_ssize_t n
+    cdef Py_ssize_t count = 0
+    enter(c, M_BATCH, p)
+    while p < end:
+        start = p
+        p = rtag(c, M_BATCH, p, end, &tag)
+        if slot_for(t, tag) == B_EVENTS:
+            p = rlen(c, M_BATCH, p, end, &n)
+            p += n
+            count += 1
+        else:
+            p = skip(c, M_BATCH, start, p, end, tag)
+    c.depth -= 1
+    return count
+
+
+cdef int columns_event(Ctx* c, Columns* o, const uint8_t* p, const uint8_t* end,
+                       Py_ssize_t* i) except -1:
+    cdef EvState e
+    parse_event_state(c, p, end, &e)
+    if i[0] == 0:
+        o.session = e.session
+    write_row(c, &e, o, i[0])
+    i[0] += 1
+    return 0
+
+
+def _column_layout():
+    """(name, numpy dtype) of each column, in block order (the twin has the same)."""
+    return _COLUMN_LAYOUT
+
+
+def _decode_columns(messages, tags, bint single):
+    """The events of ``messages`` (serialized MxEventBatch messages, or MxEvent messages when
+    ``single``) as the parts of an EventColumns: ``(n, block, offsets, strings,
+    variant_types, statuses, others, session_id, tag_names)``. Internal to
+    mxgateway.columns; docs/codec.md describes the columns."""
+    cdef PyObject* names = tags_of(tags)
+    cdef list msgs = list(messages)
+    cdef Py_ssize_t m = len(msgs)
+    cdef Py_ssize_t opened = 0
+    cdef Py_ssize_t n = 0
+    cdef Py_ssize_t i = 0
+    cdef Py_ssize_t j, size, ln, pad_from
+    cdef Input* inps = NULL
+    cdef Ctx c
+    cdef Columns o
+    cdef uint64_t tag
+    cdef const uint8_t* p
+    cdef const uint8_t* end
+    cdef const uint8_t* start
+    cdef const MsgTable* t = &TABLES[M_BATCH]
+    cdef uint8_t* base
+    cdef int k
+    cdef list offsets = []
+    cdef list variant_values = []
+    cdef list status_values = []
+    cdef list others = []
+    cdef dict tag_names = {} if names != NULL else None
+    cdef bytearray block
+    ctx_init(&c, NULL, names)
+    o.sbuf = NULL
+    o.slen = 0
+    o.scap = 0
+    o.variants = NULL
+    o.statuses = NULL
+    o.session.p = NULL
+    o.session.n = 0
+    o.variant_values = <PyObject*>variant_values
+    o.status_values = <PyObject*>status_values
+    o.others = <PyObject*>others
+    o.tag_names = <PyObject*>tag_names if names != NULL else NULL
+    inps = <Input*>PyMem_Malloc((m if m else 1) * sizeof(Input))
+    if inps == NULL:
+        raise MemoryError()
+    try:
+        for j in range(m):
+            open_input(msgs[j], &inps[j])
+            opened += 1
+        for j in range(m):
+            if single:
+                n += 1
+            else:
+                c.base = inps[j].p
+                n += count_events(&c, inps[j].p, inps[j].p + inps[j].n)
+        size = 0
+        for k in range(N_COLUMNS):
+            size = (size + 7) & ~7
+            offsets.append(size)
+            size += _CO_ITEMSIZE[k] * (n + 1 if k == CO_STR_OFFSETS else n)
+        block = PyByteArray_FromStringAndSize(NULL, size)
+        base = <uint8_t*>PyByteArray_AS_STRING(block)
+        pad_from = 0
+        for k in range(N_COLUMNS):
+            # Columns are written row by row; only the alignment gaps are zeroed here.
+            memset(base + pad_from, 0, <Py_ssize_t>offsets[k] - pad_from)
+            o.col[k] = base + <Py_ssize_t>offsets[k]
+            pad_from = <Py_ssize_t>offsets[k] + _CO_ITEMSIZE[k] * (
+                n + 1 if k == CO_STR_OFFSETS else n)
+        (<int32_t*>o.col[CO_STR_OFFSETS])[0] = 0
+        o.n = n
+        o.variants = dict_new()
+        o.statuses = dict_new()
+        for j in range(m):
+            p = inps[j].p
+            end = p + inps[j].n
+            c.base = p
+            if single:
+                columns_event(&c, &o, p, end, &i)
+                continue
+            enter(&c, M_BATCH, p)
+            while p < end:
+                start = p
+                p = rtag(&c, M_BATCH, p, end, &tag)
+                if slot_for(t, tag) == B_EVENTS:
+                    p = rlen(&c, M_BATCH, p, end, &ln)
+                    columns_event(&c, &o, p, p + ln, &i)
+                    p += ln
+                else:
+                    p = skip(&c, M_BATCH, start, p, end, tag)
+            c.depth -= 1
+        if i != n:
+            raise AssertionError("event count changed between the two passes")
+        strings = PyBytes_FromStringAndSize(<const char*>o.sbuf, o.slen)
+        session_id = session_str(o.session) if n else ""
+        return (n, block, tuple(offsets), strings, variant_values, status_values, others,
+                session_id, tag_names)
+    finally:
+        PyMem_Free(o.variants)
+        PyMem_Free(o.statuses)
+        PyMem_Free(o.sbuf)
+        for j in range(opened):
+            if inps[j].release:
+                PyBuffer_Release(&inps[j].view)
+        PyMem_Free(inps)
+        ctx_close(&c)
+
+
+cdef object _from_parts = None
+
+
+def decode_event_columns(data, tags=None):
+    """Decode one serialized ``MxEventBatch`` into an ``mxgateway.columns.EventColumns``
+    (numpy columns; ``tags`` as ``decode_event``). Needs numpy (``mxgateway[columns]``)."""
+    global _from_parts
+    parts = _decode_columns((data,), tags, False)
+    if _from_parts is None:
+        from mxgateway.columns import _from_parts as make
+
+        _from_parts = make
+    return _from_parts(parts)
