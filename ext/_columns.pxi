@@ -94,6 +94,7 @@ cdef struct Columns:
     Py_ssize_t scap
     DictTable* variants
     DictTable* statuses
+    int variant_by_type[33]           # data type -> its last variant entry (0: no value)
     Span session                      # the columns' session id (the first event's)
     PyObject* variant_values          # list of str (owned by the caller's frame)
     PyObject* status_values           # list of MxStatus
@@ -136,6 +137,11 @@ cdef int dict_index(DictTable* d, const uint8_t* p, Py_ssize_t n, const int32_t*
     added[0] = False
     if d.last >= 0 and dict_same(d, d.last, p, n, ints):
         return d.last
+    if d.count <= 8:   # a few distinct values (the usual case): compared, not hashed
+        for k in range(d.count):
+            if dict_same(d, k, p, n, ints):
+                d.last = k
+                return k
     h = span_hash(p, n, ints)
     s = <int>(h & (DICT_SLOTS - 1))
     while d.slots[s] >= 0:
@@ -161,14 +167,21 @@ cdef int dict_index(DictTable* d, const uint8_t* p, Py_ssize_t n, const int32_t*
 
 
 cdef int variant_of(Columns* o, ValState* v) except -2:
+    # A data type nearly always comes with the same variant type: that one is tried first.
     cdef bint added
     cdef int k
+    cdef int h = (v.data_type & 31) + 1 if v.present else 0
+    k = o.variant_by_type[h]
+    if k >= 0 and (dict_same(o.variants, k, v.variant_type.p, v.variant_type.n, NULL)
+                   if v.present else o.variants.lens[k] == 0):
+        return k
     if v.present:
         k = dict_index(o.variants, v.variant_type.p, v.variant_type.n, NULL, &added)
     else:
         k = dict_index(o.variants, <const uint8_t*>"", 0, NULL, &added)
     if added:
         (<list>o.variant_values).append(cached_str(v.variant_type) if v.present else "")
+    o.variant_by_type[h] = k
     return k
 
 
@@ -435,6 +448,8 @@ def _decode_columns(messages, tags, bint single):
         o.n = n
         o.variants = dict_new()
         o.statuses = dict_new()
+        for k in range(33):
+            o.variant_by_type[k] = -1
         for j in range(m):
             p = inps[j].p
             end = p + inps[j].n

@@ -449,8 +449,23 @@ cdef int parse_value(Ctx* c, const uint8_t* p, const uint8_t* end, ValState* v) 
     cdef const uint8_t* start
     cdef Py_ssize_t n
     cdef int slot
+    cdef const TagBytes* tb = _TAGS[M_VALUE]
+    cdef const uint8_t* q
     enter(c, M_VALUE, p)
     v.present = True
+    # The usual leading fields in field-number order without dispatch (as parse_event_state);
+    # the arm and anything else go through the loop.
+    q = at_tag(p, end, &tb[V_DATA_TYPE])
+    if q != NULL:
+        p = rv(c, M_VALUE, q, end, &x)
+        v.data_type = <int32_t>x
+    q = at_tag(p, end, &tb[V_VARIANT_TYPE])
+    if q != NULL:
+        p = rstr(c, M_VALUE, q, end, &v.variant_type)
+    q = at_tag(p, end, &tb[V_RAW_DATA_TYPE])
+    if q != NULL:
+        p = rv(c, M_VALUE, q, end, &x)
+        v.raw_data_type = <int32_t>x
     while p < end:
         start = p
         p = rtag(c, M_VALUE, p, end, &tag)
@@ -903,16 +918,157 @@ cdef struct EvState:
     AlarmState alarm          # initialised only when the alarm arm is set
 
 
-cdef int parse_event_state(Ctx* c, const uint8_t* p, const uint8_t* end,
-                           EvState* e) except -1:
-    cdef const MsgTable* t = &TABLES[M_EVENT]
-    cdef uint64_t tag, x
-    cdef const uint8_t* start
+cdef inline const uint8_t* ev_ts(Ctx* c, const uint8_t* p, const uint8_t* end, bint* has,
+                                 TsState* ts) except NULL:
+    # A Timestamp field (payload after its length): the first occurrence starts from zero,
+    # later ones merge.
     cdef Py_ssize_t n
-    cdef int slot
+    p = rlen(c, M_EVENT, p, end, &n)
+    if not has[0]:
+        has[0] = True
+        ts.sec = 0
+        ts.nanos = 0
+    if not ts_fast(c, p, p + n, ts):
+        parse_ts(c, M_TS, p, p + n, ts)
+    return p + n
+
+
+cdef inline const uint8_t* ev_session(Ctx* c, const uint8_t* p, const uint8_t* end,
+                                      EvState* e) except NULL:
+    # Usually the session id of the previous event: those bytes were validated then.
+    cdef Py_ssize_t n
+    p = rlen(c, M_EVENT, p, end, &n)
+    if not (n == _sid_len and same_bytes(_sid_utf8, p, n)) and not utf8_valid(p, n):
+        fail(c, M_EVENT, p, "invalid UTF-8 in a string field")
+    e.session.p = p
+    e.session.n = n
+    return p + n
+
+
+cdef inline const uint8_t* ev_value(Ctx* c, const uint8_t* p, const uint8_t* end,
+                                    EvState* e) except NULL:
+    cdef Py_ssize_t n
+    p = rlen(c, M_EVENT, p, end, &n)
+    if not e.v.present:
+        val_init(&e.v)
+    parse_value(c, p, p + n, &e.v)
+    return p + n
+
+
+cdef inline const uint8_t* ev_status(Ctx* c, const uint8_t* p, const uint8_t* end,
+                                     EvState* e) except NULL:
+    cdef Py_ssize_t n
     cdef int32_t vals[8]
     cdef Span diag
     cdef list more
+    p = rlen(c, M_EVENT, p, end, &n)
+    if e.nstatus == 0:
+        status_vals(c, p, p + n, e.st1, &e.st1_diag)
+    else:
+        status_vals(c, p, p + n, vals, &diag)
+        if e.statuses == NULL:
+            more = [status_struct(e.st1, e.st1_diag)]
+            e.statuses = keep(c, more)
+        (<list>e.statuses).append(status_struct(vals, diag))
+    e.nstatus += 1
+    return p + n
+
+
+cdef inline int status_vals(Ctx* c, const uint8_t* p, const uint8_t* end, int32_t* vals,
+                            Span* diag) except -1:
+    # An event's status, remembered by its bytes for the call: events repeat the same status,
+    # and the same bytes at the same depth parse to the same values.
+    cdef Py_ssize_t n = end - p
+    if (c.st_ok and n == c.st_n and c.depth == c.st_depth
+            and same_bytes(<const char*>c.st_p, p, n)):
+        memcpy(vals, c.st_vals, sizeof(c.st_vals))
+        diag[0] = c.st_diag
+        return 0
+    parse_status(c, p, end, vals, diag)
+    c.st_ok = True
+    c.st_p = p
+    c.st_n = n
+    c.st_depth = c.depth
+    memcpy(c.st_vals, vals, sizeof(c.st_vals))
+    c.st_diag = diag[0]
+    return 0
+
+
+cdef const uint8_t* ev_field(Ctx* c, EvState* e, int slot, const uint8_t* p,
+                            const uint8_t* end) except NULL:
+    # One field of an MxEvent read with its own wire type (``p`` is after the tag).
+    cdef uint64_t x
+    cdef Py_ssize_t n
+    if slot == EV_SESSION_ID:
+        return ev_session(c, p, end, e)
+    if slot == EV_FAMILY:
+        p = rv(c, M_EVENT, p, end, &x)
+        e.family = <int32_t>x
+        return p
+    if slot == EV_WORKER_SEQUENCE:
+        return rv(c, M_EVENT, p, end, &e.sequence)
+    if slot == EV_SERVER_HANDLE:
+        p = rv(c, M_EVENT, p, end, &x)
+        e.server_handle = <int32_t>x
+        return p
+    if slot == EV_ITEM_HANDLE:
+        p = rv(c, M_EVENT, p, end, &x)
+        e.item_handle = <int32_t>x
+        return p
+    if slot == EV_QUALITY:
+        p = rv(c, M_EVENT, p, end, &x)
+        e.quality = <int32_t>x
+        return p
+    if slot == EV_HRESULT:
+        p = rv(c, M_EVENT, p, end, &x)
+        e.hresult = <int32_t>x
+        e.has_hresult = True
+        return p
+    if slot == EV_RAW_STATUS:
+        return rstr(c, M_EVENT, p, end, &e.raw_status)
+    if slot == EV_VALUE:
+        return ev_value(c, p, end, e)
+    if slot == EV_SOURCE_TS:
+        return ev_ts(c, p, end, &e.has_src, &e.src_ts)
+    if slot == EV_WORKER_TS:
+        return ev_ts(c, p, end, &e.has_worker, &e.worker_ts)
+    if slot == EV_GATEWAY_TS:
+        return ev_ts(c, p, end, &e.has_gateway, &e.gateway_ts)
+    if slot == EV_STATUSES:
+        return ev_status(c, p, end, e)
+    p = rlen(c, M_EVENT, p, end, &n)
+    if slot == EV_REPLAY_GAP:
+        if not e.has_gap:
+            e.has_gap = True
+            e.gap[0] = 0
+            e.gap[1] = 0
+        parse_gap(c, p, p + n, e.gap)
+    elif slot == EV_ON_BUFFERED:
+        if e.body != slot:
+            e.body = slot
+            e.buffered_data_type = 0
+            e.samples = keep(c, [])
+        parse_buffered(c, p, p + n, &e.buffered_data_type, <list>e.samples)
+    elif slot == EV_ON_ALARM:
+        if e.body != slot:
+            e.body = slot
+            memset(&e.alarm, 0, sizeof(AlarmState))
+        parse_alarm(c, p, p + n, &e.alarm)
+    else:  # the empty family markers (usually empty: nothing to parse but the depth)
+        e.body = slot
+        if n or c.depth >= MAX_DEPTH:
+            parse_empty(c, M_ON_DATA_CHANGE + (slot - EV_ON_DATA_CHANGE), p, p + n)
+    return p + n
+
+
+cdef int parse_event_state(Ctx* c, const uint8_t* p, const uint8_t* end,
+                           EvState* e) except -1:
+    cdef const MsgTable* t = &TABLES[M_EVENT]
+    cdef const TagBytes* tb = _TAGS[M_EVENT]
+    cdef uint64_t tag, x
+    cdef const uint8_t* start
+    cdef const uint8_t* q
+    cdef int slot
     e.session.n = 0
     e.session.p = NULL
     e.raw_status.n = 0
@@ -935,99 +1091,59 @@ cdef int parse_event_state(Ctx* c, const uint8_t* p, const uint8_t* end,
     e.samples = NULL
     val_init(&e.v)
     enter(c, M_EVENT, p)
+    # The fields of a data change in field-number order, where protobuf writes them, each
+    # read by its own code with no dispatch (an indirect jump per field was the parser's
+    # largest cost); the loop below reads whatever remains, in any order, with the same
+    # handlers, so the result is the same for any input.
+    q = at_tag(p, end, &tb[EV_SESSION_ID])
+    if q != NULL:
+        p = ev_session(c, q, end, e)
+    q = at_tag(p, end, &tb[EV_FAMILY])
+    if q != NULL:
+        p = rv(c, M_EVENT, q, end, &x)
+        e.family = <int32_t>x
+    q = at_tag(p, end, &tb[EV_WORKER_SEQUENCE])
+    if q != NULL:
+        p = rv(c, M_EVENT, q, end, &e.sequence)
+    q = at_tag(p, end, &tb[EV_SERVER_HANDLE])
+    if q != NULL:
+        p = rv(c, M_EVENT, q, end, &x)
+        e.server_handle = <int32_t>x
+    q = at_tag(p, end, &tb[EV_ITEM_HANDLE])
+    if q != NULL:
+        p = rv(c, M_EVENT, q, end, &x)
+        e.item_handle = <int32_t>x
+    q = at_tag(p, end, &tb[EV_VALUE])
+    if q != NULL:
+        p = ev_value(c, q, end, e)
+    q = at_tag(p, end, &tb[EV_QUALITY])
+    if q != NULL:
+        p = rv(c, M_EVENT, q, end, &x)
+        e.quality = <int32_t>x
+    q = at_tag(p, end, &tb[EV_SOURCE_TS])
+    if q != NULL:
+        p = ev_ts(c, q, end, &e.has_src, &e.src_ts)
+    q = at_tag(p, end, &tb[EV_STATUSES])
+    while q != NULL:
+        p = ev_status(c, q, end, e)
+        q = at_tag(p, end, &tb[EV_STATUSES])
+    q = at_tag(p, end, &tb[EV_WORKER_TS])
+    if q != NULL:
+        p = ev_ts(c, q, end, &e.has_worker, &e.worker_ts)
+    q = at_tag(p, end, &tb[EV_GATEWAY_TS])
+    if q != NULL:
+        p = ev_ts(c, q, end, &e.has_gateway, &e.gateway_ts)
+    q = at_tag(p, end, &tb[EV_ON_DATA_CHANGE])
+    if q != NULL:
+        p = ev_field(c, e, EV_ON_DATA_CHANGE, q, end)
     while p < end:
         start = p
         p = rtag(c, M_EVENT, p, end, &tag)
         slot = slot_for(t, tag)
         if slot == 0:
             p = skip(c, M_EVENT, start, p, end, tag)
-            continue
-        if slot == EV_SESSION_ID:
-            # Usually the session id of the previous event: those bytes were validated then.
-            p = rlen(c, M_EVENT, p, end, &n)
-            if not (n == _sid_len and same_bytes(_sid_utf8, p, n)) and not utf8_valid(p, n):
-                fail(c, M_EVENT, p, "invalid UTF-8 in a string field")
-            e.session.p = p
-            e.session.n = n
-            p += n
-        elif slot == EV_FAMILY:
-            p = rv(c, M_EVENT, p, end, &x)
-            e.family = <int32_t>x
-        elif slot == EV_WORKER_SEQUENCE:
-            p = rv(c, M_EVENT, p, end, &e.sequence)
-        elif slot == EV_SERVER_HANDLE:
-            p = rv(c, M_EVENT, p, end, &x)
-            e.server_handle = <int32_t>x
-        elif slot == EV_ITEM_HANDLE:
-            p = rv(c, M_EVENT, p, end, &x)
-            e.item_handle = <int32_t>x
-        elif slot == EV_QUALITY:
-            p = rv(c, M_EVENT, p, end, &x)
-            e.quality = <int32_t>x
-        elif slot == EV_HRESULT:
-            p = rv(c, M_EVENT, p, end, &x)
-            e.hresult = <int32_t>x
-            e.has_hresult = True
-        elif slot == EV_RAW_STATUS:
-            p = rstr(c, M_EVENT, p, end, &e.raw_status)
         else:
-            p = rlen(c, M_EVENT, p, end, &n)
-            if slot == EV_VALUE:
-                if not e.v.present:
-                    val_init(&e.v)
-                parse_value(c, p, p + n, &e.v)
-            elif slot == EV_SOURCE_TS:
-                if not e.has_src:
-                    e.has_src = True
-                    e.src_ts.sec = 0
-                    e.src_ts.nanos = 0
-                if not ts_fast(c, p, p + n, &e.src_ts):
-                    parse_ts(c, M_TS, p, p + n, &e.src_ts)
-            elif slot == EV_WORKER_TS:
-                if not e.has_worker:
-                    e.has_worker = True
-                    e.worker_ts.sec = 0
-                    e.worker_ts.nanos = 0
-                if not ts_fast(c, p, p + n, &e.worker_ts):
-                    parse_ts(c, M_TS, p, p + n, &e.worker_ts)
-            elif slot == EV_GATEWAY_TS:
-                if not e.has_gateway:
-                    e.has_gateway = True
-                    e.gateway_ts.sec = 0
-                    e.gateway_ts.nanos = 0
-                if not ts_fast(c, p, p + n, &e.gateway_ts):
-                    parse_ts(c, M_TS, p, p + n, &e.gateway_ts)
-            elif slot == EV_STATUSES:
-                if e.nstatus == 0:
-                    parse_status(c, p, p + n, e.st1, &e.st1_diag)
-                else:
-                    parse_status(c, p, p + n, vals, &diag)
-                    if e.statuses == NULL:
-                        more = [status_struct(e.st1, e.st1_diag)]
-                        e.statuses = keep(c, more)
-                    (<list>e.statuses).append(status_struct(vals, diag))
-                e.nstatus += 1
-            elif slot == EV_REPLAY_GAP:
-                if not e.has_gap:
-                    e.has_gap = True
-                    e.gap[0] = 0
-                    e.gap[1] = 0
-                parse_gap(c, p, p + n, e.gap)
-            elif slot == EV_ON_BUFFERED:
-                if e.body != slot:
-                    e.body = slot
-                    e.buffered_data_type = 0
-                    e.samples = keep(c, [])
-                parse_buffered(c, p, p + n, &e.buffered_data_type, <list>e.samples)
-            elif slot == EV_ON_ALARM:
-                if e.body != slot:
-                    e.body = slot
-                    memset(&e.alarm, 0, sizeof(AlarmState))
-                parse_alarm(c, p, p + n, &e.alarm)
-            else:  # the empty family markers
-                e.body = slot
-                parse_empty(c, M_ON_DATA_CHANGE + (slot - EV_ON_DATA_CHANGE), p, p + n)
-            p += n
+            p = ev_field(c, e, slot, p, end)
     c.depth -= 1
     return 0
 

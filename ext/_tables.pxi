@@ -38,6 +38,29 @@ cdef inline int slot_for(const MsgTable* t, uint64_t tag) noexcept nogil:
     return 0
 
 
+cdef struct TagBytes:
+    # A field's tag with its own wire type as it appears on the wire (one or two bytes; n = 0
+    # when it takes more, which turns the in-order fast paths off for that field).
+    int n
+    uint8_t b0
+    uint8_t b1
+
+
+cdef TagBytes _TAGS[N_MESSAGES][MAX_SLOTS]
+
+
+cdef inline const uint8_t* at_tag(const uint8_t* p, const uint8_t* end,
+                                  const TagBytes* tb) noexcept nogil:
+    # After the tag when the bytes at ``p`` are that tag, else NULL.
+    if tb.n == 1:
+        if p < end and p[0] == tb.b0:
+            return p + 1
+        return NULL
+    if tb.n == 2 and end - p >= 2 and p[0] == tb.b0 and p[1] == tb.b1:
+        return p + 2
+    return NULL
+
+
 cdef inline uint32_t tag_of(const MsgTable* t, int slot, int wt) noexcept nogil:
     return (t.num[slot] << 3) | wt
 
@@ -316,6 +339,17 @@ def configure(file_descriptor=None):
     # All checks passed: switch the tables in one go.
     memcpy(TABLES, fresh, sizeof(fresh))
     _KEYS = keys
+    for mid in range(N_MESSAGES):
+        for slot in range(1, TABLES[mid].nslots + 1):
+            number = tag_of(&TABLES[mid], slot, TABLES[mid].wt[slot])
+            _TAGS[mid][slot].n = 0
+            if number < 0x80:
+                _TAGS[mid][slot].n = 1
+                _TAGS[mid][slot].b0 = <uint8_t>number
+            elif number < 0x4000:
+                _TAGS[mid][slot].n = 2
+                _TAGS[mid][slot].b0 = <uint8_t>((number & 0x7F) | 0x80)
+                _TAGS[mid][slot].b1 = <uint8_t>(number >> 7)
     global _TS_SEC_TAG, _TS_NANOS_TAG
     tag = tag_of(&TABLES[M_TS], TS_SECONDS, WT_VARINT)
     _TS_SEC_TAG = tag if tag < 0x80 else -1

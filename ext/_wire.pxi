@@ -3,6 +3,11 @@
 # Every read checks against ``end`` itself (the directives turn Cython's checks off).
 
 
+cdef struct Span:
+    const uint8_t* p
+    Py_ssize_t n
+
+
 cdef enum:
     TAG_CACHE = 64        # item handle -> tag name lookups remembered during one call
 
@@ -16,6 +21,13 @@ cdef struct Ctx:
     uint8_t tag_set[TAG_CACHE]
     int32_t tag_keys[TAG_CACHE]
     PyObject* tag_names[TAG_CACHE]
+    # The last event status parsed: its bytes (in an input of this call), depth and values.
+    bint st_ok
+    const uint8_t* st_p
+    Py_ssize_t st_n
+    int st_depth
+    int32_t st_vals[8]
+    Span st_diag
 
 
 cdef inline void ctx_init(Ctx* c, const uint8_t* base, PyObject* tags) noexcept:
@@ -23,6 +35,7 @@ cdef inline void ctx_init(Ctx* c, const uint8_t* base, PyObject* tags) noexcept:
     c.depth = 0
     c.store = NULL
     c.tags = tags
+    c.st_ok = False
     if tags != NULL:
         memset(c.tag_set, 0, sizeof(c.tag_set))
 
@@ -56,11 +69,6 @@ cdef inline PyObject* tag_name(Ctx* c, int32_t item, bint* looked) except? NULL:
     c.tag_names[h] = name
     looked[0] = True
     return name
-
-
-cdef struct Span:
-    const uint8_t* p
-    Py_ssize_t n
 
 
 # Message ids, used for the names in error messages and to index TABLES.
