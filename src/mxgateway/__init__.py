@@ -46,6 +46,7 @@ from mxgateway.generated.galaxy_repository_pb2 import (
     GalaxyObject,
 )
 from mxgateway.types import (
+    TIMESTAMP_ABSENT,
     AcknowledgeResult,
     ActiveAlarm,
     AlarmConditionState,
@@ -99,6 +100,7 @@ def __getattr__(name: str) -> object:
 
 
 __all__ = [
+    "TIMESTAMP_ABSENT",
     "AcknowledgeResult",
     "ActiveAlarm",
     "AlarmConditionState",
