@@ -173,6 +173,7 @@ def _parts(module: ModuleType, messages: list[bytes], tags: Any, single: bool) -
 )
 def test_compiled_and_twin_make_the_same_parts(messages: list[bytes], named: bool) -> None:
     tags = _tags(named)
+    assert COMPILED is not None
     assert _parts(COMPILED, messages, tags, False) == _parts(_pycodec, messages, tags, False)
 
 
@@ -182,13 +183,15 @@ def test_compiled_and_twin_make_the_same_parts(messages: list[bytes], named: boo
 def test_single_event_messages(events: list[Any]) -> None:
     # The StreamEvents path: one MxEvent per message.
     messages = [e.SerializeToString() for e in events]
+    assert COMPILED is not None
     twin = _parts(_pycodec, messages, NAMES, True)
     assert _parts(COMPILED, messages, NAMES, True) == twin
     if twin != "error":
         expected = [canon(_pycodec.decode_event(m, NAMES)) for m in messages]
+        from mxgateway._pycodec._columns import _decode_columns
         from mxgateway.columns import _from_parts
 
-        columns = _from_parts(_pycodec._decode_columns(messages, NAMES, True))
+        columns = _from_parts(_decode_columns(messages, NAMES, True))
         assert _rows(columns) == expected
 
 

@@ -9,6 +9,7 @@ fields gathered, which copies.
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -66,7 +67,7 @@ _STATUS_FIELDS = (
 
 def _pyarrow() -> Any:
     try:
-        import pyarrow
+        pyarrow = importlib.import_module("pyarrow")
     except ImportError:
         raise ImportError(
             "EventColumns.to_arrow() needs pyarrow: pip install 'mxgateway[arrow]'"
@@ -210,7 +211,7 @@ def columns_to_arrow(columns: EventColumns) -> Any:
 def columns_to_pandas(columns: EventColumns) -> Any:
     """``EventColumns.to_pandas()``: a DataFrame built from the numpy columns."""
     try:
-        import pandas as pd
+        pd: Any = importlib.import_module("pandas")
     except ImportError:
         raise ImportError("EventColumns.to_pandas() needs pandas: pip install pandas") from None
     from mxgateway.columns import BODY_NAMES

@@ -43,6 +43,7 @@ field for field; ``to_arrow()`` / ``to_pandas()`` / ``to_polars()`` export the b
 
 from __future__ import annotations
 
+import importlib
 import struct
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -527,7 +528,7 @@ class EventColumns:
     def to_polars(self) -> Any:
         """A ``polars.DataFrame`` of the rows (through ``to_arrow()``: needs pyarrow)."""
         try:
-            import polars as pl
+            pl: Any = importlib.import_module("polars")
         except ImportError:
             raise ImportError("EventColumns.to_polars() needs polars: pip install polars") from None
         return pl.from_arrow(self.to_arrow())
