@@ -100,16 +100,24 @@ def _dictionary(pa: Any, indices: Any, index_type: Any, values: Any) -> Any:
 def _tag_codes(columns: EventColumns) -> tuple[Any, list[str]]:
     """Each row's index into the distinct tag names (-1: unknown), and those names."""
     tags = columns.tags or {}
-    unique, inverse = np.unique(columns.item_handle, return_inverse=True)
+    items = columns.item_handle
+    if not len(items):
+        return np.zeros(0, dtype=np.int32), []
     code_of_name: dict[str, int] = {}
-    code_of = [
-        -1
-        if (name := tags.get(handle)) is None
-        else code_of_name.setdefault(name, len(code_of_name))
-        for handle in unique.tolist()
-    ]
-    table = np.array([*code_of, -1], dtype=np.int32)
-    return table[inverse.reshape(-1)] if len(unique) else table[:0], list(code_of_name)
+    low, high = int(items.min()), int(items.max())
+    if high - low <= 4 * len(items) + 1024:
+        # Handles in a small range (the usual case): a lookup table, no sort.
+        table = np.full(high - low + 1, -1, dtype=np.int32)
+        for handle, name in tags.items():
+            if low <= handle <= high:
+                table[handle - low] = code_of_name.setdefault(name, len(code_of_name))
+        return table[items - low], list(code_of_name)
+    unique, inverse = np.unique(items, return_inverse=True)
+    code_of = []
+    for handle in unique.tolist():
+        tag = tags.get(handle)
+        code_of.append(-1 if tag is None else code_of_name.setdefault(tag, len(code_of_name)))
+    return np.array(code_of, dtype=np.int32)[inverse.reshape(-1)], list(code_of_name)
 
 
 def _status_column(columns: EventColumns, field: str) -> Any:
