@@ -451,3 +451,26 @@ def test_retained_bytes_per_event() -> None:
         tracemalloc.stop()
     assert 84 * 4000 <= retained <= 120 * 4000, retained / 4000
     assert decode_event_batch(data, NAMES) == decode_event_columns(data, NAMES).to_events()
+
+
+def test_the_struct_api_works_without_numpy() -> None:
+    # A child interpreter where numpy cannot be imported: structs decode, columns name the extra.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['numpy'] = None\n"
+        "import mxgateway\n"
+        "from mxgateway.sim._flood import impl\n"
+        "data = impl.encode_flood_batch('s', 1, [1, 2], 1, 10, 0)\n"
+        "assert len(mxgateway.decode_event_batch(data)) == 10\n"
+        "try:\n"
+        "    mxgateway.decode_event_columns(data)\n"
+        "except ImportError as exc:\n"
+        "    print(exc)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result
+    assert "mxgateway[columns]" in result.stdout
