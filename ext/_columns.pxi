@@ -302,15 +302,27 @@ cdef int write_row(Ctx* c, EvState* e, Columns* o, Py_ssize_t i) except -1:
                     and same_bytes(<const char*>o.session.p, e.session.p, e.session.n))):
         fits = False
     if fits:
-        variant = <int16_t>variant_of(o, v)
+        # The usual hits are tested here; the lookups that may add a value are calls.
+        k = o.variant_by_type[(v.data_type & 31) + 1 if v.present else 0]
+        if v.present and k >= 0 and dict_same(o.variants, k, v.variant_type.p,
+                                              v.variant_type.n, NULL):
+            variant = <int16_t>k
+        else:
+            variant = <int16_t>variant_of(o, v)
         if variant < 0:
             fits = False
         elif e.nstatus:
-            status = <int16_t>status_of(o, e)
+            k = o.statuses.last
+            if k >= 0 and dict_same(o.statuses, k, e.st1_diag.p, e.st1_diag.n, &e.st1[1]):
+                status = <int16_t>k
+            else:
+                status = <int16_t>status_of(o, e)
             if status < 0:
                 fits = False
     if o.tag_names != NULL:
-        note_tag(c, o, e.item_handle)
+        k = e.item_handle & (TAG_CACHE - 1)
+        if not (c.tag_set[k] and c.tag_keys[k] == e.item_handle):
+            note_tag(c, o, e.item_handle)
     if not fits:
         kind = K_OTHER
         f = 0.0
