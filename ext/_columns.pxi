@@ -95,6 +95,9 @@ cdef struct Columns:
     DictTable* variants
     DictTable* statuses
     int variant_by_type[33]           # data type -> its last variant entry (0: no value)
+    const uint8_t* fast_st_p          # the last status payload fast_row() looked up, and
+    Py_ssize_t fast_st_n              # its dictionary entry (-1: none yet)
+    int fast_st_index
     Span session                      # the columns' session id (the first event's)
     PyObject* variant_values          # list of str (owned by the caller's frame)
     PyObject* status_values           # list of MxStatus
@@ -373,9 +376,346 @@ cdef Py_ssize_t count_events(Ctx* c, const uint8_t* p, const uint8_t* end) excep
     return count
 
 
+# ---- the fast path --------------------------------------------------------------------
+#
+# A data change as a gateway writes it (fields in field-number order, each once, values and
+# timestamps in their usual form) is read straight into its row, with no EvState and no call
+# per field. Anything else, or anything the row could not hold, returns 0 *before any side
+# effect* (no dictionary, string or name added), and the event is read by the general path
+# (parse_event_state + write_row), which is the reference: the result is the same.
+
+cdef inline const uint8_t* fvar(const uint8_t* p, const uint8_t* end, uint64_t* x) noexcept nogil:
+    if p < end and p[0] < 0x80:
+        x[0] = p[0]
+        return p + 1
+    return rdv_raw(p, end, x)
+
+
+cdef inline const uint8_t* flen(const uint8_t* p, const uint8_t* end,
+                                Py_ssize_t* n) noexcept nogil:
+    # A one- or two-byte length whose payload fits (else NULL).
+    cdef const uint8_t* q
+    if p >= end:
+        return NULL
+    if p[0] < 0x80:
+        n[0] = p[0]
+        q = p + 1
+    elif end - p >= 2 and p[1] < 0x80:
+        n[0] = (p[0] & 0x7F) | (<Py_ssize_t>p[1] << 7)
+        q = p + 2
+    else:
+        return NULL
+    if n[0] > end - q:
+        return NULL
+    return q
+
+
+cdef inline const uint8_t* fts(const uint8_t* p, const uint8_t* end, int64_t* ns) noexcept nogil:
+    # A Timestamp field's length and payload (seconds, nanos; each optional), as nanoseconds
+    # inside the columns' range.
+    cdef Py_ssize_t n
+    cdef uint64_t x
+    cdef int64_t sec = 0
+    cdef int32_t nanos = 0
+    cdef const uint8_t* q = flen(p, end, &n)
+    cdef const uint8_t* stop
+    if q == NULL:
+        return NULL
+    stop = q + n
+    if q < stop and q[0] == _TS_SEC_TAG:
+        q = fvar(q + 1, stop, &x)
+        if q == NULL:
+            return NULL
+        sec = <int64_t>x
+    if q < stop and q[0] == _TS_NANOS_TAG:
+        q = fvar(q + 1, stop, &x)
+        if q == NULL:
+            return NULL
+        nanos = <int32_t>x
+    if q != stop or sec >= MXG_TS_SAFE_SECONDS or sec <= -MXG_TS_SAFE_SECONDS:
+        return NULL
+    ns[0] = sec * 1_000_000_000 + nanos
+    return stop
+
+
+cdef inline const uint8_t* fstatus(const uint8_t* p, const uint8_t* end, int32_t* vals,
+                                   Span* diag) noexcept nogil:
+    # An MxStatusProxy payload, fields in order, each optional.
+    cdef const TagBytes* ts = _TAGS[M_STATUS]
+    cdef const uint8_t* q
+    cdef uint64_t x
+    cdef Py_ssize_t n
+    cdef int slot
+    memset(vals, 0, 8 * sizeof(int32_t))
+    diag.p = p
+    diag.n = 0
+    for slot in range(ST_SUCCESS, ST_RAW_DETECTED_BY + 1):
+        q = at_tag(p, end, &ts[slot])
+        if q != NULL:
+            p = fvar(q, end, &x)
+            if p == NULL:
+                return NULL
+            vals[slot] = <int32_t>x
+    q = at_tag(p, end, &ts[ST_DIAGNOSTIC_TEXT])
+    if q != NULL:
+        p = flen(q, end, &n)
+        if p == NULL or not utf8_valid(p, n):
+            return NULL
+        diag.p = p
+        diag.n = n
+        p += n
+    return p if p == end else NULL
+
+
+cdef int fast_row(Ctx* c, Columns* o, const uint8_t* p, const uint8_t* end,
+                  Py_ssize_t i) except -1:
+    cdef const TagBytes* te = _TAGS[M_EVENT]
+    cdef const TagBytes* tv = _TAGS[M_VALUE]
+    cdef const uint8_t* q
+    cdef const uint8_t* vend
+    cdef uint64_t x = 0
+    cdef uint64_t sequence = 0
+    cdef Py_ssize_t n
+    cdef int32_t family = 0, server = 0, item = 0, quality = 0, data_type = 0, raw_data_type = 0
+    cdef int64_t src = MXG_TS_ABSENT, worker = MXG_TS_ABSENT, gateway = MXG_TS_ABSENT
+    cdef int kind = K_ABSENT
+    cdef int body = 0
+    cdef int k
+    cdef bint is_null = False, has_status = False, added
+    cdef double f = 0.0
+    cdef float f32
+    cdef int64_t number = 0
+    cdef uint8_t flag = 0
+    cdef Span session, variant, text, status_payload, diag
+    cdef int32_t vals[8]
+    cdef int16_t variant_index, status_index = -1
+    cdef int32_t* offsets = <int32_t*>o.col[CO_STR_OFFSETS]
+    if c.depth + 2 > MAX_DEPTH:
+        return 0
+    session.p = p
+    session.n = 0
+    variant.p = p
+    variant.n = 0
+    text.p = p
+    text.n = 0
+    status_payload.p = p
+    status_payload.n = 0
+    q = at_tag(p, end, &te[EV_SESSION_ID])
+    if q != NULL:
+        p = flen(q, end, &session.n)
+        if p == NULL:
+            return 0
+        session.p = p
+        p += session.n
+    q = at_tag(p, end, &te[EV_FAMILY])
+    if q != NULL:
+        p = fvar(q, end, &x)
+        if p == NULL:
+            return 0
+        family = <int32_t>x
+    q = at_tag(p, end, &te[EV_WORKER_SEQUENCE])
+    if q != NULL:
+        p = fvar(q, end, &sequence)
+        if p == NULL:
+            return 0
+    q = at_tag(p, end, &te[EV_SERVER_HANDLE])
+    if q != NULL:
+        p = fvar(q, end, &x)
+        if p == NULL:
+            return 0
+        server = <int32_t>x
+    q = at_tag(p, end, &te[EV_ITEM_HANDLE])
+    if q != NULL:
+        p = fvar(q, end, &x)
+        if p == NULL:
+            return 0
+        item = <int32_t>x
+    q = at_tag(p, end, &te[EV_VALUE])
+    if q != NULL:
+        q = flen(q, end, &n)
+        if q == NULL:
+            return 0
+        vend = q + n
+        p = vend
+        kind = K_NONE
+        if at_tag(q, vend, &tv[V_DATA_TYPE]) != NULL:
+            q = fvar(q + tv[V_DATA_TYPE].n, vend, &x)
+            if q == NULL:
+                return 0
+            data_type = <int32_t>x
+        if at_tag(q, vend, &tv[V_VARIANT_TYPE]) != NULL:
+            q = flen(q + tv[V_VARIANT_TYPE].n, vend, &variant.n)
+            if q == NULL or not utf8_valid(q, variant.n):
+                return 0
+            variant.p = q
+            q += variant.n
+        if at_tag(q, vend, &tv[V_IS_NULL]) != NULL:
+            q = fvar(q + tv[V_IS_NULL].n, vend, &x)
+            if q == NULL:
+                return 0
+            is_null = x != 0
+        if at_tag(q, vend, &tv[V_RAW_DATA_TYPE]) != NULL:
+            q = fvar(q + tv[V_RAW_DATA_TYPE].n, vend, &x)
+            if q == NULL:
+                return 0
+            raw_data_type = <int32_t>x
+        if q < vend:
+            if at_tag(q, vend, &tv[V_DOUBLE]) != NULL:
+                q += tv[V_DOUBLE].n
+                if vend - q < 8:
+                    return 0
+                memcpy(&f, q, 8)
+                q += 8
+                kind = K_FLOAT
+            elif at_tag(q, vend, &tv[V_INT32]) != NULL:
+                q = fvar(q + tv[V_INT32].n, vend, &x)
+                if q == NULL:
+                    return 0
+                number = <int32_t>x
+                kind = K_INT
+            elif at_tag(q, vend, &tv[V_BOOL]) != NULL:
+                q = fvar(q + tv[V_BOOL].n, vend, &x)
+                if q == NULL:
+                    return 0
+                flag = x != 0
+                kind = K_BOOL
+            elif at_tag(q, vend, &tv[V_STRING]) != NULL:
+                q = flen(q + tv[V_STRING].n, vend, &text.n)
+                if q == NULL or not utf8_valid(q, text.n) or o.slen + text.n > 0x7FFFFFFF:
+                    return 0
+                text.p = q
+                q += text.n
+                kind = K_STRING
+            elif at_tag(q, vend, &tv[V_INT64]) != NULL:
+                q = fvar(q + tv[V_INT64].n, vend, &x)
+                if q == NULL:
+                    return 0
+                number = <int64_t>x
+                kind = K_INT
+            elif at_tag(q, vend, &tv[V_FLOAT]) != NULL:
+                q += tv[V_FLOAT].n
+                if vend - q < 4:
+                    return 0
+                memcpy(&f32, q, 4)
+                f = f32
+                q += 4
+                kind = K_FLOAT
+            else:
+                return 0
+        if q != vend:
+            return 0
+    q = at_tag(p, end, &te[EV_QUALITY])
+    if q != NULL:
+        p = fvar(q, end, &x)
+        if p == NULL:
+            return 0
+        quality = <int32_t>x
+    q = at_tag(p, end, &te[EV_SOURCE_TS])
+    if q != NULL:
+        p = fts(q, end, &src)
+        if p == NULL:
+            return 0
+    q = at_tag(p, end, &te[EV_STATUSES])
+    if q != NULL:
+        p = flen(q, end, &status_payload.n)
+        if p == NULL:
+            return 0
+        status_payload.p = p
+        p += status_payload.n
+        has_status = True
+    q = at_tag(p, end, &te[EV_WORKER_TS])
+    if q != NULL:
+        p = fts(q, end, &worker)
+        if p == NULL:
+            return 0
+    q = at_tag(p, end, &te[EV_GATEWAY_TS])
+    if q != NULL:
+        p = fts(q, end, &gateway)
+        if p == NULL:
+            return 0
+    q = at_tag(p, end, &te[EV_ON_DATA_CHANGE])
+    if q != NULL:
+        if q >= end or q[0] != 0:   # the empty marker
+            return 0
+        p = q + 1
+        body = EV_ON_DATA_CHANGE
+    if p != end:
+        return 0
+    # The session: the first row's sets the columns' (validated as rstr would); others equal it.
+    if i == 0:
+        if not (session.n == _sid_len and same_bytes(_sid_utf8, session.p, session.n)) \
+                and not utf8_valid(session.p, session.n):
+            return 0
+    elif not (session.n == o.session.n
+              and same_bytes(<const char*>o.session.p, session.p, session.n)):
+        return 0
+    if has_status:
+        if (o.fast_st_index >= 0 and status_payload.n == o.fast_st_n
+                and same_bytes(<const char*>o.fast_st_p, status_payload.p, status_payload.n)):
+            status_index = <int16_t>o.fast_st_index
+        elif fstatus(status_payload.p, status_payload.p + status_payload.n, vals,
+                     &diag) == NULL:
+            return 0
+    # Committed: nothing below can send the event elsewhere but a full dictionary, and the
+    # general path then makes the same additions before it gives up.
+    k = o.variant_by_type[(data_type & 31) + 1 if kind != K_ABSENT else 0]
+    if (kind != K_ABSENT and k >= 0
+            and dict_same(o.variants, k, variant.p, variant.n, NULL)):
+        variant_index = <int16_t>k
+    else:
+        k = dict_index(o.variants, variant.p, variant.n, NULL, &added)
+        if added:
+            (<list>o.variant_values).append(mkstr(variant) if variant.n else "")
+        if k < 0:
+            return 0
+        o.variant_by_type[(data_type & 31) + 1 if kind != K_ABSENT else 0] = k
+        variant_index = <int16_t>k
+    if has_status and status_index < 0:
+        k = dict_index(o.statuses, diag.p, diag.n, &vals[1], &added)
+        if added:
+            (<list>o.status_values).append(status_struct(vals, diag))
+        if k < 0:
+            return 0
+        status_index = <int16_t>k
+        o.fast_st_p = status_payload.p
+        o.fast_st_n = status_payload.n
+        o.fast_st_index = k
+    if i == 0:
+        o.session = session
+    if kind == K_STRING:
+        str_append(o, text.p, text.n)
+    if o.tag_names != NULL:
+        k = item & (TAG_CACHE - 1)
+        if not (c.tag_set[k] and c.tag_keys[k] == item):
+            note_tag(c, o, item)
+    (<uint64_t*>o.col[CO_SEQUENCE])[i] = sequence
+    (<int32_t*>o.col[CO_SERVER])[i] = server
+    (<int32_t*>o.col[CO_ITEM])[i] = item
+    (<int32_t*>o.col[CO_FAMILY])[i] = family
+    (<int32_t*>o.col[CO_QUALITY])[i] = quality
+    o.col[CO_BODY][i] = <uint8_t>body_code_of(body)
+    (<int64_t*>o.col[CO_SOURCE_TS])[i] = src
+    (<int64_t*>o.col[CO_WORKER_TS])[i] = worker
+    (<int64_t*>o.col[CO_GATEWAY_TS])[i] = gateway
+    (<int32_t*>o.col[CO_DATA_TYPE])[i] = data_type
+    (<int32_t*>o.col[CO_RAW_DATA_TYPE])[i] = raw_data_type
+    o.col[CO_IS_NULL][i] = is_null
+    (<double*>o.col[CO_FLOAT])[i] = f
+    (<int64_t*>o.col[CO_INT])[i] = number
+    o.col[CO_BOOL][i] = flag
+    o.col[CO_KIND][i] = <uint8_t>kind
+    (<int16_t*>o.col[CO_VARIANT])[i] = variant_index
+    (<int16_t*>o.col[CO_STATUS])[i] = status_index
+    offsets[i + 1] = <int32_t>o.slen
+    return 1
+
+
 cdef int columns_event(Ctx* c, Columns* o, const uint8_t* p, const uint8_t* end,
                        Py_ssize_t* i) except -1:
     cdef EvState e
+    if fast_row(c, o, p, end, i[0]):
+        i[0] += 1
+        return 0
     parse_event_state(c, p, end, &e)
     if i[0] == 0:
         o.session = e.session
@@ -460,6 +800,7 @@ def _decode_columns(messages, tags, bint single):
         o.n = n
         o.variants = dict_new()
         o.statuses = dict_new()
+        o.fast_st_index = -1
         for k in range(33):
             o.variant_by_type[k] = -1
         for j in range(m):
