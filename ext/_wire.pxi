@@ -9,7 +9,7 @@ cdef struct Span:
 
 
 cdef enum:
-    TAG_CACHE = 64        # item handle -> tag name lookups remembered during one call
+    TAG_CACHE = 1024      # item handle -> tag name lookups remembered during one call
 
 
 cdef struct Ctx:
@@ -231,6 +231,9 @@ cdef inline const uint8_t* rlen(Ctx* c, int msg, const uint8_t* p, const uint8_t
     if p < end and p[0] < 0x80:
         n = p[0]
         q = p + 1
+    elif end - p >= 2 and p[1] < 0x80:   # 128..16383: an event, a batch's events
+        n = (p[0] & 0x7F) | (<uint64_t>p[1] << 7)
+        q = p + 2
     else:
         q = rv32_slow(c, msg, p, end, &n, "length")
     if n > <uint64_t>(end - q):
