@@ -80,11 +80,28 @@ def _load_baseline(path: str) -> ModuleType:
     return module
 
 
+# A paced flood simulator in a child process, with a queue deep enough for a loaded machine
+# (a consumer that stalls longer than the queue holds overflows the session, and ends the run).
+_PACED = (
+    "import asyncio, json, signal, sys\n"
+    "from mxgateway.sim import SimConfig, SimulatedGateway\n"
+    "async def main():\n"
+    "    stop = asyncio.Event()\n"
+    "    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)\n"
+    "    config = SimConfig(rate=0.0, flood=True, flood_rate=float(sys.argv[1]),\n"
+    "                       queue_capacity=int(sys.argv[2]))\n"
+    "    async with SimulatedGateway(config) as gateway:\n"
+    "        print(json.dumps({'listening': gateway.endpoint}), flush=True)\n"
+    "        await stop.wait()\n"
+    "asyncio.run(main())\n"
+)
+
+
 @contextlib.contextmanager
 def _simulator(rate: float) -> Iterator[str]:
     command = simulator_command()
     if rate > 0:
-        command += ["--flood-rate", repr(rate)]
+        command = [sys.executable, "-c", _PACED, repr(rate), str(max(10_000, int(rate)))]
     with tempfile.TemporaryFile() as log:
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, env=simulator_env())
         assert process.stdout is not None
