@@ -22,7 +22,7 @@ IPC the custom metadata of a last, empty record batch):
   ``oldestAvailable``), ``recoveries`` (``oldSessionId``, ``newSessionId``,
   ``lastSequence``), ``reconnects`` and ``resumes`` of the stream while the file was open
   (cuts it resumed across without a loss), ``closedNs`` and ``reason`` (``rotate-bytes``,
-  ``rotate-seconds``, ``end``, ``max-events``, ``interrupted``, ``error``).
+  ``rotate-seconds``, ``end``, ``duration``, ``max-events``, ``interrupted``, ``error``).
 
 Within a file and across files of a run, worker sequences follow each other with no
 duplicate; where they do not, a replay gap or a recovery in the summary says why.
