@@ -1,55 +1,65 @@
 """End-to-end event-stream throughput, printed as one JSON line (a plain script, no pytest).
 
-Starts ``mxgw-py sim --flood --plaintext`` in a child process (unless ``--endpoint``) and, in
-this one process and run, measures against it:
+Starts ``mxgw-py sim --flood --plaintext`` in a child process per group (unless
+``--endpoint``): the batches group against a simulator with StreamEventBatches, the single
+group against one in genuine mode (``--no-event-batches``, what the genuine gateway offers).
+In this one process it measures, with the consumers of ``mxgw-py bench-stream-events``:
 
 * batches: ``Session.stream_event_batches()`` into structs, the consumer on the plain
   generated stubs (protobuf ``MxEventBatch`` + ``event_from_pb`` for every event), and raw
-  batch bytes with no decoding (the transport's ceiling);
-* single: ``Session.stream_events()`` (one event per message), raw single-message bytes with no
-  decoding (identity deserializer), and the generated-stub consumer on StreamEvents.
+  batch bytes with no decoding (their events counted without decoding them);
+* single: ``Session.stream_events(path="single")`` with the thread receiver and with the aio
+  receiver, raw StreamEvents bytes with no decoding (grpc.aio, identity deserializer: a plain
+  grpc.aio reader), and the generated-stub consumer on StreamEvents.
 
-Each consumer runs ``--rounds`` times for ``--duration`` seconds (after ``--warmup``). The two
-consumers a ratio compares run back to back in every round, the one going first alternating,
-so that both figures of a round saw the same machine (this one is small and shared: other
-load moves single figures by 20 % and more). A consumer's rate is its events over its
-measured seconds, summed over the rounds; ``pairRatioMedian`` is the median of the per-round
-ratios, the steadier figure. Ratios:
-``batches.ratioToStubs`` = stream_event_batches / stubs (target >= 6),
-``single.ratioToRaw`` = stream_events / raw bytes (target >= 0.9).
+Each consumer runs ``--rounds`` times, each time in a session of its own, for ``--duration``
+seconds after ``--warmup``. The two consumers a ratio compares first run back to back in every
+round, the one going first alternating, so that both figures of a round saw the same machine
+(this one is small and shared: other load moves single figures two to four times). Per
+consumer: events/s (its events over its measured seconds, summed over the rounds), CPU per
+event of this process, of the loop's thread and of the receiver's thread, the simulator's CPU
+share; per ratio: the per-round values and their median (the steadier figure), of events/s and
+of CPU per event. Targets (design/architecture.md): batches ``stream_event_batches`` ÷
+``generated_stubs`` >= 6; single ``stream_events/thread`` ÷ ``raw_bytes/aio`` (a plain grpc.aio
+reader) >= 3.
 
-Run: ``python bench/stream_throughput.py`` (``--help`` for the knobs). The figures are also in
-the JSON: ``cpuSeconds`` is this process's CPU time while measuring (gRPC threads included).
+Run: ``python bench/stream_throughput.py`` (``--help`` for the knobs).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
+import contextlib
 import json
-import statistics
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Iterator
 from typing import Any
 
 import mxgateway
-from mxgateway import ClientOptions, GatewayClient
+from mxgateway import EventReceiver, GatewayClient
 from mxgateway_cli._bench import (
     PathName,
-    StreamStats,
+    SimulatorProcess,
+    Spec,
     flood_simulator,
     measure_client,
     measure_raw,
     measure_stub,
+    ratio,
+    run_rounds,
     simulator_tags,
+    summary,
 )
+from mxgateway_cli._bench.rounds import Measure
+from mxgateway_cli._bench.simulator import simulator_summary
 
-Measure = Callable[..., Awaitable[StreamStats]]
+PATHS: tuple[PathName, ...] = ("batches", "single")
+RECEIVERS: tuple[EventReceiver, ...] = ("thread", "aio")
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--endpoint", help="plaintext gateway to use (default: start the sim)")
     parser.add_argument("--items", type=int, default=16)
     parser.add_argument("--batch-size", type=int, default=1000)
@@ -63,104 +73,76 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _total(runs: list[StreamStats]) -> dict[str, Any]:
-    events = sum(r.events for r in runs)
-    seconds = sum(r.seconds for r in runs)
-    cpu = sum(r.cpu_seconds for r in runs)
-    return {
-        "events": events,
-        "seconds": round(seconds, 3),
-        "eventsPerSecond": round(events / seconds, 1) if seconds else 0.0,
-        "perRound": [round(r.events_per_s, 1) for r in runs],
-        "cpuSeconds": round(cpu, 3),
-        "droppedSequences": sum(r.dropped for r in runs),
-        "duplicateSequences": sum(r.duplicates for r in runs),
-    }
-
-
 async def _group(
-    client: GatewayClient,
-    args: argparse.Namespace,
-    path: PathName,
-    consumers: dict[str, Measure],
+    endpoint: str, args: argparse.Namespace, path: PathName, sim: SimulatorProcess | None
 ) -> dict[str, Any]:
-    """Every consumer ``args.rounds`` times; the first two form the compared pair.
-
-    In each round the pair runs back to back, the one going first alternating, so a round's
-    two figures saw the same conditions; ``pairRatios`` are first/second per round.
-    """
-    tags = simulator_tags(args.items)
-    runs: dict[str, list[StreamStats]] = {name: [] for name in consumers}
-    first, second, *others = list(consumers)
-    for round_ in range(args.rounds):
-        pair = [first, second] if round_ % 2 == 0 else [second, first]
-        for name in pair + others:
-            stats = await consumers[name](
-                client,
-                tags=tags,
-                path=path,
-                batch_size=args.batch_size,
-                warmup=args.warmup,
-                duration=args.duration,
-            )
-            runs[name].append(stats)
-    out: dict[str, Any] = {name: _total(r) for name, r in runs.items()}
-    ratios = sorted(
-        a.events_per_s / b.events_per_s
-        for a, b in zip(runs[first], runs[second], strict=True)
-        if b.events_per_s
+    """Every consumer of ``path`` ``args.rounds`` times; the first two form the compared pair;
+    ratios of the first to each other."""
+    spec = Spec(
+        tags=tuple(simulator_tags(args.items)),
+        path=path,
+        batch_size=args.batch_size,
+        warmup=args.warmup,
+        duration=args.duration,
+        simulator_cpu=sim.cpu_seconds if sim is not None else None,
     )
-    out["pairRatios"] = [round(r, 3) for r in ratios]
-    out["pairRatioMedian"] = round(statistics.median(ratios), 3) if ratios else None
+    async with contextlib.AsyncExitStack() as stack:
+        clients: dict[EventReceiver, GatewayClient] = {}
+        for receiver in RECEIVERS:
+            client = await stack.enter_async_context(
+                await GatewayClient.connect(endpoint, plaintext=True, event_receiver=receiver)
+            )
+            await client.wait_ready(30)
+            clients[receiver] = client
+        thread, aio = clients["thread"], clients["aio"]
+        consumers: list[Measure]
+        if path == "batches":
+            consumers = [
+                lambda: measure_client(thread, spec),
+                lambda: measure_stub(aio, spec),
+                lambda: measure_raw(aio, spec),
+            ]
+        else:
+            consumers = [
+                lambda: measure_client(thread, spec),
+                lambda: measure_client(aio, spec),
+                lambda: measure_raw(aio, spec),
+                lambda: measure_stub(aio, spec),
+            ]
+        runs = await run_rounds(consumers, args.rounds)
+    out: dict[str, Any] = {"consumers": {r[0].label: summary(r) for r in runs}}
+    out["ratios"] = [ratio(runs[0], other) for other in runs[1:]]
     return out
 
 
-def _ratio(a: dict[str, Any], b: dict[str, Any]) -> float | None:
-    return round(a["eventsPerSecond"] / b["eventsPerSecond"], 3) if b["eventsPerSecond"] else None
+@contextlib.contextmanager
+def _gateway(args: argparse.Namespace, path: PathName) -> Iterator[SimulatorProcess | None]:
+    if args.endpoint:
+        yield None
+        return
+    with flood_simulator(genuine=path == "single") as sim:
+        yield sim
 
 
-async def _run(endpoint: str, args: argparse.Namespace) -> dict[str, Any]:
-    options = ClientOptions(endpoint=endpoint, plaintext=True)
+def _run(args: argparse.Namespace) -> dict[str, Any]:
     report: dict[str, Any] = {
         "batchSize": args.batch_size,
         "codec": mxgateway.codec_implementation(),
         "durationSeconds": args.duration,
         "items": args.items,
+        "loop": args.loop or mxgateway.preferred_event_loop(),
         "rounds": args.rounds,
         "warmupSeconds": args.warmup,
     }
-    async with await GatewayClient.connect(options=options) as client:
-        await client.wait_ready(30)
-        loop = type(asyncio.get_running_loop()).__module__
-        report["loop"] = "uvloop" if loop.startswith("uvloop") else "asyncio"
-        if args.only in (None, "batches"):
-            batches = await _group(
-                client,
-                args,
-                "batches",
-                {
-                    "streamEventBatches": measure_client,
-                    "generatedStubs": measure_stub,
-                    "rawBytes": measure_raw,
-                },
-            )
-            batches["ratioToStubs"] = _ratio(
-                batches["streamEventBatches"], batches["generatedStubs"]
-            )
-            report["batches"] = batches
-        if args.only in (None, "single"):
-            single = await _group(
-                client,
-                args,
-                "single",
-                {
-                    "streamEvents": measure_client,
-                    "rawBytes": measure_raw,
-                    "generatedStubs": measure_stub,
-                },
-            )
-            single["ratioToRaw"] = _ratio(single["streamEvents"], single["rawBytes"])
-            report["single"] = single
+    for path in PATHS:
+        if args.only not in (None, path):
+            continue
+        with _gateway(args, path) as sim:
+            endpoint = sim.endpoint if sim is not None else args.endpoint
+            group = mxgateway.run(_group(endpoint, args, path, sim), loop=args.loop)
+        if sim is not None and sim.stopped_stats is not None:
+            group["simulatorStats"] = simulator_summary(sim.stopped_stats)
+        report[path] = group
     return report
 
 
@@ -168,11 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the comparison and print it as one JSON line."""
     args = _parse(argv)
     started = time.perf_counter()
-    if args.endpoint:
-        report = mxgateway.run(_run(args.endpoint, args), loop=args.loop)
-    else:
-        with flood_simulator() as endpoint:
-            report = mxgateway.run(_run(endpoint, args), loop=args.loop)
+    report = _run(args)
     report["wallSeconds"] = round(time.perf_counter() - started, 1)
     sys.stdout.write(json.dumps(report, sort_keys=True) + "\n")
     return 0

@@ -17,7 +17,6 @@ from mxgateway._codec import (
     encode_event,
     encode_event_batch,
     from_mx_value,
-    to_mx_value,
 )
 from mxgateway._errors import (
     MxAccessError,
@@ -36,6 +35,7 @@ from mxgateway._errors import (
 )
 from mxgateway._galaxy import BrowseNode, GalaxyRepositoryClient
 from mxgateway._loop import preferred_event_loop, run
+from mxgateway._mxvalue import to_mx_value, to_mx_value_bytes
 from mxgateway._options import ClientOptions, EventReceiver
 from mxgateway._session import Session, StreamPath
 from mxgateway._stats import StreamStats
@@ -171,4 +171,5 @@ __all__ = [
     "preferred_event_loop",
     "run",
     "to_mx_value",
+    "to_mx_value_bytes",
 ]

@@ -19,6 +19,7 @@ resumes and de-duplicates the same way whichever receiver ran.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import threading
@@ -34,6 +35,11 @@ logger = logging.getLogger(__name__)
 # Messages read ahead of the consumer before the reader thread stops reading. Enough to keep
 # the thread busy while the loop decodes a drain; small enough to be a few MB at most.
 MAX_PENDING_MESSAGES = 4096
+# How long the first message of a drain may wait for others, and how many wake the loop at once.
+_COALESCE_S = 0.001
+_WAKE_BATCH = 64
+# A reader waiting for room looks again this often (a notify it missed costs no more).
+_ROOM_CHECK_S = 0.05
 # How long aclose() waits for the reader thread once its call is cancelled (it is woken in
 # well under a millisecond; this is only a bound for a wedged gRPC).
 _JOIN_TIMEOUT_S = 5.0
@@ -83,8 +89,12 @@ class ThreadReceiver:
         self._max_pending = max_pending
         self._lock = threading.Lock()
         self._room = threading.Condition(self._lock)
-        self._messages: list[bytes] = []
+        # The hand-off takes no lock per message: deque appends and pops are atomic, and the
+        # waiter is set before the queue is checked again (see __anext__), so no wake-up is
+        # lost. The lock guards only the channel, the end and waiting for room.
+        self._messages: collections.deque[bytes] = collections.deque()
         self._waiter: asyncio.Future[None] | None = None
+        self._want_room = False
         self._finished = False
         self._error: BaseException | None = None
         self._closed = False
@@ -135,15 +145,32 @@ class ThreadReceiver:
 
     def _offer(self, message: bytes) -> None:
         """Queue ``message`` for the loop (waiting for room first); drop it once closed."""
-        with self._lock:
-            while len(self._messages) >= self._max_pending and not self._closed:
-                self._room.wait()
-            if self._closed:
-                return
-            self._messages.append(message)
-            waiter, self._waiter = self._waiter, None
-        if waiter is not None:
+        messages = self._messages
+        if len(messages) >= self._max_pending:
+            with self._room:
+                while len(messages) >= self._max_pending and not self._closed:
+                    self._want_room = True
+                    self._room.wait(_ROOM_CHECK_S)
+        if self._closed:
+            return
+        messages.append(message)
+        waiter = self._waiter
+        if waiter is None:
+            return
+        # Coalesce: the first message after the loop began waiting wakes it within
+        # _COALESCE_S; a full batch wakes it at once. One wake-up per ~_WAKE_BATCH messages
+        # at high rates instead of one per message (each costs a self-pipe write and a loop
+        # turn), at most _COALESCE_S later at low ones.
+        queued = len(messages)
+        if queued >= _WAKE_BATCH:
+            self._waiter = None
             self._loop.call_soon_threadsafe(_wake, waiter)
+        elif queued == 1:
+            self._loop.call_soon_threadsafe(self._wake_soon, waiter)
+
+    def _wake_soon(self, waiter: asyncio.Future[None]) -> None:
+        if not waiter.done():
+            self._loop.call_later(_COALESCE_S, _wake, waiter)
 
     def _thread_ended(self, waiter: asyncio.Future[None] | None) -> None:
         if not self._ended.done():
@@ -157,20 +184,31 @@ class ThreadReceiver:
         return self
 
     async def __anext__(self) -> list[bytes]:
+        messages = self._messages
         while True:
-            with self._lock:
-                messages = self._messages
+            count = len(messages)
+            if count:
+                popleft = messages.popleft
+                drained = [popleft() for _ in range(count)]
+                if self._want_room:
+                    with self._room:
+                        self._want_room = False
+                        self._room.notify()
+                return drained
+            if self._finished:  # set after the last message was queued
                 if messages:
-                    self._messages = []
-                    self._room.notify()
-                    return messages
-                if self._finished:
-                    error, self._error = self._error, None
-                    if error is not None:
-                        raise error
-                    raise StopAsyncIteration
-                waiter: asyncio.Future[None] = self._loop.create_future()
-                self._waiter = waiter
+                    continue
+                error, self._error = self._error, None
+                if error is not None:
+                    raise error
+                raise StopAsyncIteration
+            waiter: asyncio.Future[None] = self._loop.create_future()
+            self._waiter = waiter
+            # Checked again after the waiter is set: a message queued before the reader could
+            # see the waiter is taken now instead of waiting for the next one.
+            if messages or self._finished:
+                self._waiter = None
+                continue
             await waiter
 
     def cancel(self) -> None:
@@ -182,7 +220,7 @@ class ThreadReceiver:
         """
         with self._lock:
             self._closed = True
-            self._messages = []
+            self._messages.clear()
             self._room.notify_all()
             channel = self._channel
         if channel is not None:

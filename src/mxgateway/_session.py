@@ -12,7 +12,6 @@ from datetime import datetime
 from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
-from mxgateway import _codec
 from mxgateway._command import BULK_FIELDS, arm_kind, check_reply, command_for
 from mxgateway._errors import (
     MxAccessError,
@@ -21,6 +20,7 @@ from mxgateway._errors import (
     MxGatewaySessionNotFoundError,
     MxGatewayTimeoutError,
 )
+from mxgateway._mxvalue import to_mx_value
 from mxgateway._pbconvert import event_from_pb, read_result_from_pb
 from mxgateway._recovery import HandleMap, SessionState, replay
 from mxgateway._rpc import ensure_mxaccess_success, failing_statuses
@@ -59,7 +59,7 @@ def _handle(name: str, value: int) -> int:
 
 def _value(value: Any, data_type: MxDataType | int | None) -> pb.MxValue:
     # The codec validates (nan/inf, ranges, types) before anything is sent.
-    return pb.MxValue.FromString(_codec.impl.to_mx_value(value, data_type))
+    return to_mx_value(value, data_type)
 
 
 def _timestamp(when: datetime) -> Any:

@@ -677,7 +677,31 @@ class ReadResult(msgspec.Struct, frozen=True, gc=False):
         return (self.quality & 0xC0) == 0xC0
 
 
-class TagValue(msgspec.Struct, frozen=True, gc=False):
+class _TagReading:
+    """What TagValue and TagChange share: ``error``, ``quality`` and ``timestamp_ns``."""
+
+    __slots__ = ()
+    error: str | None
+    quality: int
+    timestamp_ns: int | None
+
+    @property
+    def ok(self) -> bool:
+        """True when there is no error."""
+        return self.error is None
+
+    @property
+    def timestamp(self) -> datetime | None:
+        """The source timestamp as an aware UTC datetime."""
+        return ns_to_datetime(self.timestamp_ns)
+
+    @property
+    def is_good(self) -> bool:
+        """True for OPC DA good quality (192..255)."""
+        return (self.quality & 0xC0) == 0xC0
+
+
+class TagValue(msgspec.Struct, _TagReading, frozen=True, gc=False):
     """One tag read by name (``GatewayClient.read``): its value as a Python value, or why not.
 
     ``error`` is None when the read succeeded; a tag the gateway does not know, or one MXAccess
@@ -694,23 +718,8 @@ class TagValue(msgspec.Struct, frozen=True, gc=False):
     cached: bool
     statuses: tuple[MxStatus, ...]
 
-    @property
-    def ok(self) -> bool:
-        """True when the read succeeded."""
-        return self.error is None
 
-    @property
-    def timestamp(self) -> datetime | None:
-        """The source timestamp as an aware UTC datetime."""
-        return ns_to_datetime(self.timestamp_ns)
-
-    @property
-    def is_good(self) -> bool:
-        """True for OPC DA good quality (192..255)."""
-        return (self.quality & 0xC0) == 0xC0
-
-
-class TagChange(msgspec.Struct, frozen=True, gc=False):
+class TagChange(msgspec.Struct, _TagReading, frozen=True, gc=False):
     """One change of a subscribed tag (``GatewayClient.subscribe``), or a notice.
 
     A tag the gateway does not know (or cannot advise) arrives once as a change whose
@@ -726,21 +735,6 @@ class TagChange(msgspec.Struct, frozen=True, gc=False):
     timestamp_ns: int | None
     error: str | None
     event: MxEvent | None
-
-    @property
-    def ok(self) -> bool:
-        """True for a change without an error."""
-        return self.error is None
-
-    @property
-    def timestamp(self) -> datetime | None:
-        """The source timestamp as an aware UTC datetime."""
-        return ns_to_datetime(self.timestamp_ns)
-
-    @property
-    def is_good(self) -> bool:
-        """True for OPC DA good quality (192..255)."""
-        return (self.quality & 0xC0) == 0xC0
 
 
 class AlarmFeedResync(msgspec.Struct, frozen=True, gc=False):

@@ -84,7 +84,7 @@ def _value_message(value: MxValue) -> pb.MxValue:
 
 def value_dict(value: Any, data_type: MxDataType) -> dict[str, Any]:
     """The protobuf JSON of the MxValue a write sends for ``value`` of ``data_type``."""
-    return message_dict(pb.MxValue.FromString(to_mx_value(value, data_type)))
+    return message_dict(to_mx_value(value, data_type))
 
 
 def _fill(message: Message, struct: msgspec.Struct) -> Message:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from mxgateway import MxDataType, to_mx_value
+from mxgateway import MxDataType, to_mx_value_bytes
 from mxgateway_cli._exit_codes import UsageError
 
 __all__ = ["TYPE_NAMES", "data_type_of", "infer_type", "parse_time", "parse_value"]
@@ -215,7 +215,7 @@ def parse_value(type_name: str, text: str, *, array: bool = False) -> tuple[Any,
         raise UsageError(f"--value: arrays nest deeper than {MAX_ARRAY_DEPTH} levels")
     try:
         value = _array(type_name, text) if array else _scalar(type_name, text)
-        to_mx_value(value, data_type)  # the library's own checks: ranges, float32, shapes
+        to_mx_value_bytes(value, data_type)  # the library's own checks: ranges, float32, shapes
     except UsageError as exc:
         message = str(exc)
         raise UsageError(message if message.startswith("--") else f"--value: {message}") from None

@@ -1,8 +1,10 @@
 """``mxgw-py bench-stream-events`` run as a subprocess, with its child flood simulator.
 
 Checks the report's shape and integrity (no dropped or duplicate sequence), that the path,
-decoder and loop reported are the ones asked for, ``--compare``, exit codes, and that the
-child simulator is gone afterwards (also after Ctrl-C). Nothing here asserts a speed.
+decoder, loop and receiver reported are the ones asked for, ``--compare`` on both paths,
+``--rate``, the simulator's CPU, exit codes, and that the child simulator is gone afterwards
+(also after Ctrl-C). Nothing here asserts a speed. Tests that need the simulator's genuine
+mode, paced flood or final stats line say so (``_support.need_simulator_flags``).
 
 The command is the installed console script once ``mxgateway_cli.main`` registers it, else
 the module's own entry point (``python -m mxgateway_cli._bench``). Every process started
@@ -28,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from ._support import need_simulator_flags
 
 pytestmark = pytest.mark.skipif(
     not Path("/proc/self/environ").exists(), reason="finds processes through /proc"
@@ -132,11 +136,16 @@ def report_of(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
     return data
 
 
+def needs_genuine_mode() -> None:
+    need_simulator_flags("--no-event-batches")
+
+
 def assert_report(data: dict[str, Any], *, path: str, decoder: str, loop: str) -> None:
     expected_keys = {
         "batchSize",
         "bytes",
         "consumer",
+        "cpuPerEventUs",
         "cpuSeconds",
         "decoder",
         "droppedSequences",
@@ -146,18 +155,21 @@ def assert_report(data: dict[str, Any], *, path: str, decoder: str, loop: str) -
         "endpoint",
         "events",
         "eventsPerSecond",
-        "firstSequence",
         "items",
-        "lastSequence",
         "latencyMs",
         "loop",
+        "loopThreadCpuSeconds",
         "mbPerSecond",
         "messages",
         "messagesPerSecond",
         "path",
         "replayGaps",
         "requestedPath",
+        "rounds",
         "simulator",
+        "simulatorCpuSeconds",
+        "simulatorCpuShare",
+        "simulatorGenuine",
         "warmupSeconds",
     }
     assert expected_keys <= set(data), expected_keys - set(data)
@@ -168,14 +180,21 @@ def assert_report(data: dict[str, Any], *, path: str, decoder: str, loop: str) -
     assert data["droppedSequences"] == 0
     assert data["duplicateSequences"] == 0
     assert data["replayGaps"] == 0
-    assert data["firstSequence"] == 1  # a fresh session: every event from the first
-    assert data["lastSequence"] >= data["events"] > 0
+    # Every round is a fresh session: every event from the first.
+    rounds = [data] if data["rounds"] == 1 else data["perRound"]
+    assert len(rounds) == data["rounds"]
+    for one in rounds:
+        assert one["firstSequence"] == 1
+        assert one["lastSequence"] >= one["events"] > 0
     assert data["messages"] > 0 and data["bytes"] > 0
     assert data["eventsPerSecond"] > 0 and data["messagesPerSecond"] > 0
     assert data["mbPerSecond"] > 0
     assert data["durationSeconds"] == 1.0 and data["warmupSeconds"] == 0.2
     assert data["elapsedSeconds"] >= 0.99
     assert data["items"] == 16
+    assert data["cpuSeconds"] > 0 and data["cpuPerEventUs"] > 0
+    assert data["simulatorCpuSeconds"] >= 0
+    assert data["simulatorGenuine"] is (path == "single")
     latency = data["latencyMs"]
     assert set(latency) == {"p50", "p90", "p99", "max"}
     assert 0 <= latency["p50"] <= latency["p90"] <= latency["p99"] <= latency["max"]
@@ -188,14 +207,51 @@ def test_batches_json(marker: str) -> None:
     assert data["batchSize"] == 1000
     assert data["consumer"] == "stream_event_batches"
     assert data["events"] > data["messages"]  # many events per message
-    assert "compare" not in data
+    assert "consumers" not in data and "ratios" not in data
+    assert data["rounds"] == 1
 
 
 def test_single_path(marker: str) -> None:
+    needs_genuine_mode()
     data = report_of(bench(marker, *SHORT, "--path", "single", "--json"))
     assert_report(data, path="single", decoder=_expected_decoder(), loop=_expected_loop())
     assert data["consumer"] == "stream_events"
+    assert data["receiver"] == "thread"
     assert data["events"] == data["messages"]  # one event per message
+    assert data["receiverThreadCpuSeconds"] >= 0
+
+
+def test_single_path_aio_receiver(marker: str) -> None:
+    needs_genuine_mode()
+    data = report_of(bench(marker, *SHORT, "--path", "single", "--receiver", "aio", "--json"))
+    assert_report(data, path="single", decoder=_expected_decoder(), loop=_expected_loop())
+    assert data["receiver"] == "aio"
+    assert "receiverThreadCpuSeconds" not in data
+
+
+def test_single_compare(marker: str) -> None:
+    needs_genuine_mode()
+    data = report_of(
+        bench(marker, *SHORT, "--path", "single", "--compare", "--rounds", "2", "--json")
+    )
+    assert_report(data, path="single", decoder=_expected_decoder(), loop=_expected_loop())
+    consumers = data["consumers"]
+    assert list(consumers) == ["raw_bytes/aio", "stream_events/aio", "stream_events/thread"]
+    for name, part in consumers.items():
+        assert part["rounds"] == 2, name
+        assert part.get("droppedSequences", 0) == part.get("duplicateSequences", 0) == 0, name
+        assert part["bytes"] > 0 and part["events"] == part["messages"] > 0, name
+        assert part["cpuPerEventUs"] > 0 and part["simulatorCpuSeconds"] >= 0, name
+    assert "receiverThreadCpuSeconds" in consumers["stream_events/thread"]
+    assert "droppedSequences" not in consumers["raw_bytes/aio"]  # it checks nothing
+    thread_to_aio = data["ratios"][0]
+    assert thread_to_aio["numerator"] == "stream_events/thread"
+    assert thread_to_aio["denominator"] == "stream_events/aio"
+    assert len(thread_to_aio["eventsPerSecond"]) == len(thread_to_aio["cpuPerEvent"]) == 2
+    assert thread_to_aio["eventsPerSecondMedian"] > 0
+    stats = data["simulatorStats"]
+    assert stats["messages"] >= sum(p["messages"] for p in consumers.values())
+    assert stats["cpuPerMessageUs"] > 0
 
 
 def test_python_decoder(marker: str) -> None:
@@ -221,24 +277,46 @@ def test_asyncio_loop_and_options(marker: str) -> None:
 
 
 def test_compare_gives_a_ratio(marker: str) -> None:
-    data = report_of(bench(marker, *SHORT, "--compare", "--json"))
+    data = report_of(bench(marker, *SHORT, "--compare", "--rounds", "2", "--json"))
     assert_report(data, path="batches", decoder=_expected_decoder(), loop=_expected_loop())
-    compare = data["compare"]
-    assert compare["consumer"] == "generated_stubs"
-    assert compare["eventsPerSecond"] > 0
-    assert compare["droppedSequences"] == compare["duplicateSequences"] == 0
-    assert isinstance(compare["ratio"], float) and compare["ratio"] > 0
-    assert compare["ratio"] == pytest.approx(
-        data["eventsPerSecond"] / compare["eventsPerSecond"], rel=0.01
-    )
+    stubs = data["consumers"]["generated_stubs"]
+    assert stubs["eventsPerSecond"] > 0 and stubs["bytes"] > 0
+    assert stubs["droppedSequences"] == stubs["duplicateSequences"] == 0
+    (ratio,) = data["ratios"]
+    assert (ratio["numerator"], ratio["denominator"]) == ("stream_event_batches", "generated_stubs")
+    ours = data["consumers"]["stream_event_batches"]["perRound"]
+    theirs = stubs["perRound"]
+    for got, a, b in zip(ratio["eventsPerSecond"], ours, theirs, strict=True):
+        assert got == pytest.approx(a["eventsPerSecond"] / b["eventsPerSecond"], rel=0.01)
+    assert ratio["eventsPerSecondMedian"] > 0
+
+
+def test_fixed_rate(marker: str) -> None:
+    need_simulator_flags("--flood-rate")
+    data = report_of(bench(marker, *SHORT, "--rate", "2000", "--json"))
+    assert_report(data, path="batches", decoder=_expected_decoder(), loop=_expected_loop())
+    assert data["rateEventsPerSecond"] == 2000
+    assert data["simulatorStats"]["events"] >= data["events"]
+
+
+def test_fixed_rate_single_human(marker: str) -> None:
+    need_simulator_flags("--flood-rate", "--no-event-batches")
+    result = bench(marker, *SHORT, "--rate", "2000", "--path", "single")
+    assert result.returncode == 0, result.stderr
+    text = " ".join(result.stdout.split())
+    assert "rate-limited source, not by the client" in text
+    assert "simulator:" in text and "µs CPU per message" in text
 
 
 def test_human_summary(marker: str) -> None:
-    result = bench(marker, *SHORT, "--path", "single")
+    result = bench(marker, *SHORT)
     assert result.returncode == 0, result.stderr
     assert "events/s" in result.stdout
-    assert "path single" in result.stdout
+    assert "path batches" in result.stdout
     assert "0 dropped, 0 duplicate" in result.stdout
+    text = " ".join(result.stdout.split())
+    assert "gateway_receive_timestamp" in text and "time.time_ns()" in text  # from, to
+    assert "this machine, this run" in text
     # Progress only on a terminal. gRPC's C core may log a line of its own (e.g. "Got goaway"
     # when the child simulator stops while the closed channel's connection lingers).
     ours = [line for line in result.stderr.splitlines() if not _GRPC_LOG.match(line)]
@@ -255,6 +333,11 @@ def test_human_summary(marker: str) -> None:
         pytest.param(("--batch-size", "x"), id="batch-size-x"),
         pytest.param(("--batch-size", "4294967296"), id="batch-size-over-uint32"),
         pytest.param(("--path", "both"), id="path"),
+        pytest.param(("--receiver", "pool"), id="receiver"),
+        pytest.param(("--rounds", "0"), id="rounds-0"),
+        pytest.param(("--rate", "0"), id="rate-0"),
+        pytest.param(("--items", "100001"), id="items-over"),
+        pytest.param(("--path", "single", "--compare", "--receiver", "aio"), id="receiver-compare"),
         pytest.param(("--decoder", "rust"), id="decoder"),
         pytest.param(("--loop", "trio"), id="loop"),
         pytest.param(("--plaintext", "--tls"), id="plaintext-and-tls"),
@@ -272,6 +355,13 @@ def test_bad_flags_exit_2(marker: str, args: tuple[str, ...]) -> None:
     assert result.returncode == 2, (result.stdout, result.stderr)
     assert "Traceback" not in result.stderr
     assert KEY not in result.stdout + result.stderr
+
+
+def test_rate_with_an_endpoint_is_a_usage_error(marker: str) -> None:
+    result = bench(marker, "--endpoint", "127.0.0.1:9", "--plaintext", "--rate", "1000", "--json")
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    error = json.loads(result.stdout)
+    assert "--rate" in error["error"] and "--endpoint" in error["error"]
 
 
 def test_unreachable_endpoint_exits_3(marker: str) -> None:

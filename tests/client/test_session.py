@@ -68,7 +68,7 @@ async def test_invoke_raw_leaves_mxaccess_failure_in_reply(
     async with await client.open_session() as session:
         server = await session.register("t")
         item = await session.add_item(server, reference)
-        value = pb.MxValue.FromString(to_mx_value(2.5))
+        value = to_mx_value(2.5)  # a generated MxValue, as the original client documents
         command = pb.MxCommand(
             kind=pb.MX_COMMAND_KIND_WRITE,
             write=pb.WriteCommand(server_handle=server, item_handle=item, value=value),
