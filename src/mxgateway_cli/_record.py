@@ -618,7 +618,7 @@ def add_record_command(commands: argparse._SubParsersAction[argparse.ArgumentPar
     parser = commands.add_parser(
         "record",
         help="record a session's events into rotating Parquet or Arrow files",
-        description=__doc__.split("\n\n")[0] + " Needs pyarrow: pip install 'mxgateway[arrow]'.",
+        description=__doc__.split("\n\n")[0] + " Needs pyarrow and numpy: pip install 'mxgateway[arrow,columns]'.",
         parents=[json_parent(), connection_parent(stream=True)],
     )
     add_item_flags(parser, what="a tag to record (a session is opened, subscribed and closed)")
