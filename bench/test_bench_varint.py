@@ -20,6 +20,7 @@ if _speedups is not None:
 DATA = bytes([203, 137, 236, 143, 247, 35])  # 1_234_567_890_123 as a varint
 
 
+@pytest.mark.benchmark(group="decode-varint")
 @pytest.mark.parametrize("module", IMPLS)
 def test_decode_varint(benchmark, module: ModuleType) -> None:
     value, _ = benchmark(module.decode_varint, DATA)

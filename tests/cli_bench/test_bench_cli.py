@@ -461,3 +461,44 @@ def test_endpoint_with_api_key(marker: str) -> None:
         sim.wait(timeout=30)
         assert sim.stdout is not None
         sim.stdout.close()
+
+
+def test_live_progress_on_a_terminal_leaves_stdout_clean(marker: str) -> None:
+    """With stderr a terminal (a pty here), one progress line is rewritten in place each
+    second (events, events/s, lag); stdout still holds only the JSON report."""
+    import pty
+
+    leader, follower = pty.openpty()
+    try:
+        process = subprocess.Popen(
+            [*COMMAND, "--duration", "2.5", "--warmup", "0.5", "--json"],
+            stdout=subprocess.PIPE,
+            stderr=follower,
+            stdin=subprocess.DEVNULL,
+            env=_env(marker),
+            text=True,
+        )
+        os.close(follower)
+        follower = -1
+        terminal = bytearray()
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # EIO: the command closed the terminal (it exited)
+                break
+            if not chunk:
+                break
+            terminal += chunk
+        stdout, _ = process.communicate(timeout=RUN_TIMEOUT_S)
+    finally:
+        if follower != -1:
+            os.close(follower)
+        os.close(leader)
+    assert _marked_pids(marker) == []
+    assert process.returncode == 0, (stdout, terminal)
+    data = json.loads(stdout)  # one JSON document and nothing else
+    assert stdout.count("\n") == 1 and data["events"] > 0
+    text = terminal.decode("utf-8", "replace")
+    updates = re.findall(r"\r[^\r\n]*?: (warming up|measuring) [^\r\n]*?events/s, lag ", text)
+    assert "measuring" in updates, text
+    assert "\x1b[K" in text  # each update clears the rest of the line

@@ -95,6 +95,7 @@ class _Window:
         self.base_events = self.base_messages = self.base_bytes = 0
         self.base_t = 0.0
         self.next_progress = now + _NS
+        self.progress_events, self.progress_ns = 0, now
         self.check_at = min(self.measure_ns, self.next_progress) if progress else self.measure_ns
 
     def tick(self, now: int, events: int, messages: int) -> int:
@@ -180,12 +181,21 @@ class _Window:
             sys.stderr.flush()
 
     def _print_progress(self, now: int, events: int) -> None:
+        # One line on the terminal, rewritten each second: the phase, the rate over the last
+        # second and the lag (the newest latency sample: now minus its gateway timestamp).
+        rate = (events - self.progress_events) * _NS / max(now - self.progress_ns, 1)
+        self.progress_events, self.progress_ns = events, now
         if self.measuring:
             phase = f"measuring {(now - self.start_ns) / _NS:4.1f}/{self.duration:g} s"
             events -= self.base_events
         else:
             phase = f"warming up {(now - self.start_ns) / _NS:4.1f}/{self.warmup:g} s"
-        sys.stderr.write(f"\r{self.stats.label}: {phase}, {events:,} events\x1b[K")
+        samples = self.stats.latencies_ns
+        lag = f"{samples[-1] / 1e6:,.1f} ms" if samples else "-"
+        sys.stderr.write(
+            f"\r{self.stats.label}: {phase}, {events:,} events, {rate:,.0f} events/s, "
+            f"lag {lag}\x1b[K"
+        )
         sys.stderr.flush()
 
 
