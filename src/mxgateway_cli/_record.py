@@ -4,8 +4,9 @@ The events come from ``Session.stream_event_columns`` (the stream core: resume a
 without losses or duplicates, ReplayGap, recovery) and are written as the columns of
 ``EventColumns.to_arrow()``: row groups of ``--row-group-rows`` (a partial one after
 ``--flush-seconds`` without filling, so a quiet stream still reaches the disk), written by
-one background thread while the next events arrive. A file is rotated at the first write that takes
-it past ``--rotate-bytes`` or after it has been open ``--rotate-seconds``.
+one background thread while the next events arrive. A file that has passed ``--rotate-bytes``
+or been open ``--rotate-seconds`` is closed at the next write, which starts the next file; so
+the last file of a run is always closed with the reason the run ended.
 
 Each file is written as ``NAME.partial`` and renamed to ``NAME`` when closed, so a finished
 name is always a complete file; Ctrl-C, ``--duration``/``--timeout`` and ``--max-events``
@@ -196,13 +197,17 @@ class Recorder:
 
     def write(self, pending: list[Any]) -> None:
         """Write batches (and their facts) to the current file as one row group (Parquet;
-        several if over ``row_group_rows``), opening the file first or rotating after."""
+        several if over ``row_group_rows``), closing a file due for rotation and opening the
+        next first."""
         if not pending:
             return
         # One conversion per row group (the per-call costs of to_arrow() are paid once).
         batch = pending[0].concat(pending).to_arrow()
         if self.format == "arrow":
             batch = self._plain_strings(batch)
+        due = self._rotation_due()
+        if due is not None:
+            self.close(due)
         if self.current is None:
             self._open(batch.schema)
         current = self.current
@@ -214,9 +219,6 @@ class Recorder:
             current.writer.write_table(table)
         for columns in pending:
             self._note(_facts(columns))
-        due = self._rotation_due()
-        if due is not None:
-            self.close(due)
 
     def close(self, reason: str) -> None:
         """Close the current file: its summary, then the rename from ``.partial``."""
@@ -618,7 +620,8 @@ def add_record_command(commands: argparse._SubParsersAction[argparse.ArgumentPar
     parser = commands.add_parser(
         "record",
         help="record a session's events into rotating Parquet or Arrow files",
-        description=__doc__.split("\n\n")[0] + " Needs pyarrow and numpy: pip install 'mxgateway[arrow,columns]'.",
+        description=__doc__.split("\n\n")[0]
+        + " Needs pyarrow and numpy: pip install 'mxgateway[arrow,columns]'.",
         parents=[json_parent(), connection_parent(stream=True)],
     )
     add_item_flags(parser, what="a tag to record (a session is opened, subscribed and closed)")
