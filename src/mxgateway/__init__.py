@@ -99,8 +99,9 @@ def __getattr__(name: str) -> object:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = [
-    "TIMESTAMP_ABSENT",
+# Plain code-point order (tests/test_public_api.py), not ruff's isort style, which would put
+# the one SCREAMING_CASE name first.
+__all__ = [  # noqa: RUF022
     "AcknowledgeResult",
     "ActiveAlarm",
     "AlarmConditionState",
@@ -155,6 +156,7 @@ __all__ = [
     "SessionState",
     "StreamPath",
     "StreamStats",
+    "TIMESTAMP_ABSENT",
     "TagChange",
     "TagValue",
     "ValueKind",
