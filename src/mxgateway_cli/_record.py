@@ -376,8 +376,9 @@ def _facts(columns: Any) -> dict[str, Any]:
 
 
 def read_summaries(out: Path) -> list[tuple[Path, dict[str, Any], dict[str, Any]]]:
-    """The finished files of ``out`` (by name, i.e. in order within a recording) with their
-    recording and summary metadata."""
+    """The finished files of ``out`` in the order they were opened (``startedNs``: names sort
+    by the second only, then by the random recording id) with their recording and summary
+    metadata."""
     _, pq, ipc = _modules()
     found = []
     for path in sorted(out.iterdir()):
@@ -393,6 +394,7 @@ def read_summaries(out: Path) -> list[tuple[Path, dict[str, Any], dict[str, Any]
         else:
             continue
         found.append((path, recording, summary))
+    found.sort(key=lambda f: (f[1].get("startedNs", 0), f[1].get("file", 0), f[0].name))
     return found
 
 
@@ -576,8 +578,9 @@ def _resume_point(out: Path, session_id: str) -> int | None:
     last = None
     for _, recording, summary in read_summaries(out):
         sessions = summary.get("sessions") or [recording.get("sessionId")]
-        if sessions and sessions[-1] == session_id and summary.get("lastSequence") is not None:
-            last = summary["lastSequence"]
+        ended = summary.get("lastSequence")
+        if sessions and sessions[-1] == session_id and ended is not None:
+            last = ended if last is None else max(last, ended)  # a session's sequences grow
     return last
 
 
