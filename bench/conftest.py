@@ -26,6 +26,7 @@ REFERENCES: dict[str, str] = {
     "encode-commands": "test_encode_write_bulk[protobuf]",
     "decode-varint": "test_decode_varint[python]",  # protobuf has no public varint reader
     "stream-stats": "test_stats_overhead[without-stats]",
+    "decode-columns": "test_decode_columns[structs-cython]",  # columns against structs
 }
 """Groups with an in-run reference. A group whose reference did not run gets no ratios."""
 

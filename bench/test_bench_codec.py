@@ -5,6 +5,10 @@
   consumer of the plain generated stubs writes) - the ratios are the performance targets of
   design/architecture.md.
 - ``decode-event``: one event per call (the StreamEvents path).
+- ``decode-columns``: a 4000-event flood batch (what the flood simulator streams) into
+  EventColumns, compiled and twin, beside the compiled struct decoder of the same bytes and a
+  raw reference (a copy of the bytes: touching each once); ``extra_info`` also records the
+  bytes each shape retains per event (tracemalloc: what dropping the result frees).
 - ``encode-flood``: the simulator's flood batches.
 
 The data is generated deterministically (bench/_data.py). ``extra_info`` records events/s
@@ -14,6 +18,7 @@ as a quick check that it works (CI).
 
 from __future__ import annotations
 
+import tracemalloc
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
@@ -123,3 +128,54 @@ def test_encode_flood_batch(benchmark: Any, codec: ModuleType) -> None:
         SESSION_ID, 1, FLOOD_HANDLES, 1_000_000, BATCH_EVENTS, FLOOD_TIMESTAMP_NS
     )
     assert len(pb.MxEventBatch.FromString(data).events) == BATCH_EVENTS
+
+
+COLUMN_EVENTS = 4000
+NAMES = {h: f"Pump_{h:03d}.Speed" for h in FLOOD_HANDLES}
+
+
+@pytest.fixture(scope="module")
+def flood_batch() -> bytes:
+    data: bytes = _pycodec.encode_flood_batch(
+        SESSION_ID, 1, FLOOD_HANDLES[:16], 1_000_000, COLUMN_EVENTS, FLOOD_TIMESTAMP_NS
+    )
+    return data
+
+
+def _retained_per_event(decode: Callable[[], Any]) -> float:
+    """Bytes the result of ``decode()`` holds per event (what dropping it frees)."""
+    tracemalloc.start()
+    try:
+        result = decode()
+        held = tracemalloc.get_traced_memory()[0]
+        del result
+        return round((held - tracemalloc.get_traced_memory()[0]) / COLUMN_EVENTS, 1)
+    finally:
+        tracemalloc.stop()
+
+
+COLUMN_DECODERS = [
+    *(
+        pytest.param(module.decode_event_columns, id=f"columns-{name}")
+        for module, name in IMPLEMENTATIONS
+    ),
+    pytest.param(
+        (_speedups or _pycodec).decode_event_batch,
+        id="structs-cython" if _speedups is not None else "structs-python",
+    ),
+    pytest.param(lambda data, names: bytearray(data), id="raw-copy"),
+]
+
+
+@pytest.mark.benchmark(group="decode-columns")
+@pytest.mark.parametrize("decode", COLUMN_DECODERS)
+def test_decode_columns(benchmark: Any, decode: Callable[..., Any], flood_batch: bytes) -> None:
+    result = benchmark(decode, flood_batch, NAMES)
+    _record(benchmark, COLUMN_EVENTS)
+    if not isinstance(result, bytearray):
+        assert len(result) == COLUMN_EVENTS
+        benchmark.extra_info["bytes_retained_per_event"] = _retained_per_event(
+            lambda: decode(flood_batch, NAMES)
+        )
+    if hasattr(result, "to_events"):
+        assert result.to_events() == _pycodec.decode_event_batch(flood_batch, NAMES)

@@ -9,6 +9,10 @@ takes to receive a fixed number of events from a stream that stays open across r
 - ``generated_stubs``: the plain generated stub's StreamEventBatches (protobuf parses each
   MxEventBatch) and ``event_from_pb`` for every event - what a consumer written on the
   generated stubs does;
+- ``stream_event_columns``: ``Session.stream_event_columns()`` at its default batch size,
+  EventColumns counted with ``len``; ``stream_event_batches_default`` is the struct stream at
+  that same batch size, and ``raw_bytes_batches`` the stream core's receiver of those messages
+  with no decoding (the floor: a raw identity receiver);
 - ``stream_events_thread`` / ``stream_events_aio``: ``Session.stream_events(path="single")``,
   StreamEvents, one event (one gRPC message) at a time, read by the thread receiver and by the
   aio receiver (``ClientOptions.event_receiver``);
@@ -17,9 +21,11 @@ takes to receive a fixed number of events from a stream that stays open across r
 
 Sessions advise their items before the stream opens: the flood simulator produces events only
 while a subscriber reads, so nothing queues meanwhile. ``extra_info`` holds events/s (median
-and best round); the last test prints the ratios of this run (targets in
-design/architecture.md: batches >= 6x the stubs, StreamEvents >= 3x a plain grpc.aio reader).
-``bench/stream_throughput.py`` and ``mxgw-py bench-stream-events --compare`` measure the same
+and best round) and CPU nanoseconds per event (this process, ``time.process_time``); the last
+test prints the ratios of this run (targets in design/architecture.md: batches >= 6x the
+stubs, StreamEvents >= 3x a plain grpc.aio reader, columns >= 2x structs and >= 0.6 of the raw
+receiver by events per CPU-second). ``bench/stream_throughput.py``,
+``bench/shapes_throughput.py`` and ``mxgw-py bench-stream-events --compare`` measure the same
 with alternating rounds and CPU per event, which is steadier on a busy machine.
 
 Run: ``python -m pytest bench/test_bench_stream.py --benchmark-only -s``. With
@@ -38,6 +44,8 @@ import pytest
 import mxgateway
 from mxgateway import EventReceiver, GatewayClient, MxEvent, Session
 from mxgateway._pbconvert import event_from_pb
+from mxgateway._receivers import aio_messages
+from mxgateway._session import DEFAULT_COLUMN_BATCH_EVENTS
 from mxgateway.generated import mxaccess_gateway_pb2 as pb
 from mxgateway.generated import mxaccess_gateway_pb2_grpc as pb_grpc
 from mxgateway_cli._bench import flood_simulator, simulator_tags
@@ -54,6 +62,7 @@ SINGLE_EVENTS = (50_000, 300)
 SINGLE_WARMUP = (5_000, 100)
 
 RESULTS: dict[str, float] = {}
+CPU_PER_EVENT: dict[str, float] = {}  # ns of this process's CPU per event
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -168,11 +177,14 @@ def _run(
     disabled = bool(getattr(benchmark, "disabled", False))
     (count, warmup) = (sizes[0][1], sizes[1][1]) if disabled else (sizes[0][0], sizes[1][0])
     times: list[float] = []
+    cpu: list[float] = []
 
     def one_round() -> None:
         started = time.perf_counter()
+        cpu_started = time.process_time()
         got = runner.run(take(stream, count))
         times.append(time.perf_counter() - started)
+        cpu.append((time.process_time() - cpu_started) / got * 1e9)
         assert got >= count, f"{name}: the stream ended after {got} events"
 
     try:
@@ -185,14 +197,19 @@ def _run(
     ordered = sorted(times)
     median = ordered[len(ordered) // 2]
     RESULTS[name] = count / median
+    CPU_PER_EVENT[name] = sorted(cpu)[len(cpu) // 2]
     benchmark.extra_info.update(
         {
             "events": count,
             "events_per_s_median": round(count / median),
             "events_per_s_best": round(count / ordered[0]),
+            "cpu_ns_per_event_median": round(CPU_PER_EVENT[name], 1),
         }
     )
-    print(f"\n{name}: {count / median:,.0f} events/s (median of {len(times)})")
+    print(
+        f"\n{name}: {count / median:,.0f} events/s, {CPU_PER_EVENT[name]:.0f} ns CPU/event "
+        f"(median of {len(times)})"
+    )
 
 
 def test_stream_event_batches(benchmark: Any, runner: asyncio.Runner, client: Any) -> None:
@@ -208,6 +225,86 @@ def test_stream_event_batches(benchmark: Any, runner: asyncio.Runner, client: An
             (BATCH_EVENTS, BATCH_WARMUP),
         )
         assert session.event_path == "batches"
+    finally:
+        runner.run(session.close())
+
+
+async def _take_columns(units: AsyncIterator[Any], count: int) -> int:
+    n = 0
+    async for columns in units:
+        n += len(columns)
+        if n >= count:
+            break
+    return n
+
+
+async def _raw_batches(client: GatewayClient, request: Any, batch: int) -> AsyncIterator[int]:
+    messages: Any = aio_messages(client._raw_batches, request, metadata=client.options.metadata)
+    try:
+        async for raws in messages:
+            yield len(raws) * batch  # flood batches are full
+    finally:
+        await messages.aclose()
+
+
+async def _take_counts(counts: AsyncIterator[int], count: int) -> int:
+    n = 0
+    async for k in counts:
+        n += k
+        if n >= count:
+            break
+    return n
+
+
+def test_stream_event_columns(benchmark: Any, runner: asyncio.Runner, client: Any) -> None:
+    session = runner.run(_session(client))
+    try:
+        stream = session.stream_event_columns(resume=False)
+        _run(
+            benchmark,
+            runner,
+            "stream_event_columns",
+            stream,
+            _take_columns,
+            (BATCH_EVENTS, BATCH_WARMUP),
+        )
+    finally:
+        runner.run(session.close())
+
+
+def test_stream_event_batches_default(benchmark: Any, runner: asyncio.Runner, client: Any) -> None:
+    session = runner.run(_session(client))
+    try:
+        stream = session.stream_event_batches(
+            max_batch_events=DEFAULT_COLUMN_BATCH_EVENTS, resume=False
+        )
+        _run(
+            benchmark,
+            runner,
+            "stream_event_batches_default",
+            stream,
+            _take_batches,
+            (BATCH_EVENTS, BATCH_WARMUP),
+        )
+    finally:
+        runner.run(session.close())
+
+
+def test_raw_bytes_batches(benchmark: Any, runner: asyncio.Runner, client: Any) -> None:
+    session = runner.run(_session(client))
+    try:
+        request = pb.StreamEventsRequest(
+            session_id=session.session_id, max_batch_events=DEFAULT_COLUMN_BATCH_EVENTS
+        )
+        counts = _raw_batches(client, request, DEFAULT_COLUMN_BATCH_EVENTS)
+        _run(
+            benchmark,
+            runner,
+            "raw_bytes_batches",
+            counts,
+            _take_counts,
+            (BATCH_EVENTS, BATCH_WARMUP),
+        )
     finally:
         runner.run(session.close())
 
@@ -300,3 +397,15 @@ def test_ratios_of_this_run(benchmark: Any) -> None:
         f"\nstream_events (thread) / raw bytes on grpc.aio: {thread_to_raw:.2f}x (target >= 3)"
         f"\nstream_events thread / aio receiver: {thread_to_aio:.2f}x"
     )
+    shapes = ("stream_event_columns", "stream_event_batches_default", "raw_bytes_batches")
+    if all(name in CPU_PER_EVENT for name in shapes):
+        # Events per CPU-second: the inverse ratio of CPU nanoseconds per event.
+        to_structs = CPU_PER_EVENT["stream_event_batches_default"] / CPU_PER_EVENT[shapes[0]]
+        to_raw = CPU_PER_EVENT["raw_bytes_batches"] / CPU_PER_EVENT[shapes[0]]
+        benchmark.extra_info.update(
+            {"columns_to_structs": round(to_structs, 2), "columns_to_raw": round(to_raw, 3)}
+        )
+        print(
+            f"columns / structs (events per CPU-second): {to_structs:.2f}x (target >= 2)\n"
+            f"columns / raw receiver: {to_raw:.3f} (target >= 0.6)"
+        )

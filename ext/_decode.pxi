@@ -87,6 +87,20 @@ cdef class _PendingSample:
     cdef TsState ts
 
 
+cdef inline void val_init(ValState* v) noexcept nogil:
+    # What a fresh MxValue state must hold (the rest is written with ``kind``); a memset of
+    # the whole state was a measured hot spot.
+    v.present = False
+    v.data_type = 0
+    v.is_null = False
+    v.raw_data_type = 0
+    v.kind = 0
+    v.variant_type.n = 0
+    v.raw_diagnostic.n = 0
+    v.raw_value.n = 0
+    v.acc = NULL
+
+
 cdef PyObject* keep(Ctx* c, object obj) except NULL:
     # Park ``obj`` in the context's store; the state holds a borrowed pointer to it.
     cdef list store
@@ -110,9 +124,30 @@ cdef int64_t _ts_cache_ns = 0
 cdef object _ts_cache_obj = 0
 
 
+cdef inline bint is_ascii(const uint8_t* s, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i = 0
+    cdef uint64_t word
+    cdef uint8_t acc = 0
+    while i + 8 <= n:
+        memcpy(&word, s + i, 8)
+        if word & MXG_HIGH_BITS:
+            return False
+        i += 8
+    while i < n:
+        acc |= s[i]
+        i += 1
+    return acc < 0x80
+
+
 cdef inline str mkstr(Span s):
+    # Validated UTF-8 (rstr) to str; ASCII (the usual case) is copied, not decoded again.
+    cdef object out
     if s.n == 0:
         return ""
+    if is_ascii(s.p, s.n):
+        out = PyUnicode_New(s.n, 127)
+        memcpy(PyUnicode_DATA(out), s.p, s.n)
+        return <str>out
     return PyUnicode_DecodeUTF8(<const char*>s.p, s.n, NULL)
 
 
@@ -211,8 +246,8 @@ cdef int parse_ts(Ctx* c, int msg, const uint8_t* p, const uint8_t* end,
     while p < end:
         start = p
         p = rtag(c, msg, p, end, &tag)
-        slot = slot_of(t, tag >> 3)
-        if slot != 0 and (tag & 7) == WT_VARINT:
+        slot = slot_for(t, tag)
+        if slot != 0:
             p = rv(c, msg, p, end, &x)
             if slot == TS_SECONDS:
                 ts.sec = <int64_t>x
@@ -222,6 +257,38 @@ cdef int parse_ts(Ctx* c, int msg, const uint8_t* p, const uint8_t* end,
             p = skip(c, msg, start, p, end, tag)
     c.depth -= 1
     return 0
+
+
+# One-byte tags of Timestamp.seconds / .nanos (set by configure(); -1 when a tag takes more
+# than one byte, which turns the fast path off).
+cdef int _TS_SEC_TAG = -1
+cdef int _TS_NANOS_TAG = -1
+
+
+cdef inline bint ts_fast(Ctx* c, const uint8_t* p, const uint8_t* end, TsState* ts) noexcept nogil:
+    # The usual Timestamp payload, read without a call: seconds then nanos, each optional,
+    # nothing else. True when that was all; False leaves ``ts`` untouched, and parse_ts then
+    # reads the payload with every rule (merging, unknown fields, errors).
+    cdef uint64_t x
+    cdef int64_t sec = ts.sec
+    cdef int32_t nanos = ts.nanos
+    if c.depth >= MAX_DEPTH:
+        return False
+    if p < end and p[0] == _TS_SEC_TAG:
+        p = rdv_raw(p + 1, end, &x)
+        if p == NULL:
+            return False
+        sec = <int64_t>x
+    if p < end and p[0] == _TS_NANOS_TAG:
+        p = rdv_raw(p + 1, end, &x)
+        if p == NULL:
+            return False
+        nanos = <int32_t>x
+    if p != end:
+        return False
+    ts.sec = sec
+    ts.nanos = nanos
+    return True
 
 
 cdef int parse_array(Ctx* c, const uint8_t* p, const uint8_t* end, _ArrayAcc a) except -1:
@@ -320,8 +387,8 @@ cdef int parse_sparse(Ctx* c, const uint8_t* p, const uint8_t* end, _SparseAcc s
     while p < end:
         start = p
         p = rtag(c, M_SPARSE, p, end, &tag)
-        slot = slot_of(t, tag >> 3)
-        if slot == 0 or t.wt[slot] != (tag & 7):
+        slot = slot_for(t, tag)
+        if slot == 0:
             p = skip(c, M_SPARSE, start, p, end, tag)
         elif slot == SP_ELEMENT_DATA_TYPE:
             p = rv(c, M_SPARSE, p, end, &x)
@@ -345,13 +412,13 @@ cdef tuple parse_sparse_element(Ctx* c, const uint8_t* p, const uint8_t* end):
     cdef int slot
     cdef uint32_t index = 0
     cdef _PendingValue pending = _PendingValue.__new__(_PendingValue)
-    memset(&pending.v, 0, sizeof(ValState))
+    val_init(&pending.v)
     enter(c, M_SPARSE_EL, p)
     while p < end:
         start = p
         p = rtag(c, M_SPARSE_EL, p, end, &tag)
-        slot = slot_of(t, tag >> 3)
-        if slot == 0 or t.wt[slot] != (tag & 7):
+        slot = slot_for(t, tag)
+        if slot == 0:
             p = skip(c, M_SPARSE_EL, start, p, end, tag)
         elif slot == SE_INDEX:
             p = rv(c, M_SPARSE_EL, p, end, &x)
@@ -382,13 +449,28 @@ cdef int parse_value(Ctx* c, const uint8_t* p, const uint8_t* end, ValState* v) 
     cdef const uint8_t* start
     cdef Py_ssize_t n
     cdef int slot
+    cdef const TagBytes* tb = _TAGS[M_VALUE]
+    cdef const uint8_t* q
     enter(c, M_VALUE, p)
     v.present = True
+    # The usual leading fields in field-number order without dispatch (as parse_event_state);
+    # the arm and anything else go through the loop.
+    q = at_tag(p, end, &tb[V_DATA_TYPE])
+    if q != NULL:
+        p = rv(c, M_VALUE, q, end, &x)
+        v.data_type = <int32_t>x
+    q = at_tag(p, end, &tb[V_VARIANT_TYPE])
+    if q != NULL:
+        p = rstr(c, M_VALUE, q, end, &v.variant_type)
+    q = at_tag(p, end, &tb[V_RAW_DATA_TYPE])
+    if q != NULL:
+        p = rv(c, M_VALUE, q, end, &x)
+        v.raw_data_type = <int32_t>x
     while p < end:
         start = p
         p = rtag(c, M_VALUE, p, end, &tag)
-        slot = slot_of(t, tag >> 3)
-        if slot == 0 or t.wt[slot] != (tag & 7):
+        slot = slot_for(t, tag)
+        if slot == 0:
             p = skip(c, M_VALUE, start, p, end, tag)
         elif slot == V_DATA_TYPE:
             p = rv(c, M_VALUE, p, end, &x)
@@ -444,33 +526,37 @@ cdef int parse_value(Ctx* c, const uint8_t* p, const uint8_t* end, ValState* v) 
     return 0
 
 
-cdef object parse_status(Ctx* c, const uint8_t* p, const uint8_t* end):
-    global _status_cache, _status_tuple
+cdef int parse_status(Ctx* c, const uint8_t* p, const uint8_t* end, int32_t* vals,
+                      Span* diag) except -1:
+    # One MxStatusProxy into ``vals`` (indexed by slot) and its diagnostic text span.
     cdef const MsgTable* t = &TABLES[M_STATUS]
     cdef uint64_t tag, x
     cdef const uint8_t* start
     cdef int slot
-    cdef int32_t vals[8]
-    cdef Span diag
-    cdef int i
-    memset(vals, 0, sizeof(vals))
+    memset(vals, 0, 8 * sizeof(int32_t))
     diag.n = 0
     diag.p = NULL
     enter(c, M_STATUS, p)
     while p < end:
         start = p
         p = rtag(c, M_STATUS, p, end, &tag)
-        slot = slot_of(t, tag >> 3)
-        if slot == 0 or t.wt[slot] != (tag & 7):
+        slot = slot_for(t, tag)
+        if slot == 0:
             p = skip(c, M_STATUS, start, p, end, tag)
         elif slot == ST_DIAGNOSTIC_TEXT:
-            p = rstr(c, M_STATUS, p, end, &diag)
+            p = rstr(c, M_STATUS, p, end, diag)
         else:
             p = rv(c, M_STATUS, p, end, &x)
             vals[slot] = <int32_t>x
     c.depth -= 1
+    return 0
+
+
+cdef object status_struct(int32_t* vals, Span diag):
     # Statuses repeat (one OK status per event): reuse the previous struct when identical.
-    if _status_cache is not None and same_utf8(_status_diag, diag):
+    cdef int i
+    if (_status_cache is not None and diag.n == _status_diag_len
+            and same_bytes(_status_diag_utf8, diag.p, diag.n)):
         for i in range(1, 7):
             if vals[i] != _status_vals[i]:
                 break
@@ -482,11 +568,13 @@ cdef object parse_status(Ctx* c, const uint8_t* p, const uint8_t* end):
 cdef int32_t _status_vals[8]
 cdef object _status_cache = None
 cdef str _status_diag = ""
+cdef const char* _status_diag_utf8 = ""    # _status_diag's UTF-8 (kept alive by it)
+cdef Py_ssize_t _status_diag_len = 0
 cdef tuple _status_tuple = ()
 
 
 cdef object new_status(int32_t* vals, Span diag):
-    global _status_cache, _status_diag, _status_tuple
+    global _status_cache, _status_diag, _status_tuple, _status_diag_utf8, _status_diag_len
     diag_str = cached_str(diag)
     status = _MxStatus(
         vals[ST_SUCCESS],
@@ -499,6 +587,7 @@ cdef object new_status(int32_t* vals, Span diag):
     )
     memcpy(_status_vals, vals, sizeof(_status_vals))
     _status_diag = diag_str
+    _status_diag_utf8 = PyUnicode_AsUTF8AndSize(diag_str, &_status_diag_len)
     _status_cache = status
     _status_tuple = (status,)
     return status
@@ -513,8 +602,8 @@ cdef int parse_gap(Ctx* c, const uint8_t* p, const uint8_t* end, uint64_t* gap) 
     while p < end:
         start = p
         p = rtag(c, M_GAP, p, end, &tag)
-        slot = slot_of(t, tag >> 3)
-        if slot == 0 or t.wt[slot] != (tag & 7):
+        slot = slot_for(t, tag)
+        if slot == 0:
             p = skip(c, M_GAP, start, p, end, tag)
         else:
             p = rv(c, M_GAP, p, end, &x)
@@ -530,15 +619,15 @@ cdef object parse_sample(Ctx* c, const uint8_t* p, const uint8_t* end):
     cdef Py_ssize_t n
     cdef int slot
     cdef _PendingSample sample = _PendingSample.__new__(_PendingSample)
-    memset(&sample.v, 0, sizeof(ValState))
+    val_init(&sample.v)
     sample.quality = 0
     sample.has_ts = False
     enter(c, M_SAMPLE, p)
     while p < end:
         start = p
         p = rtag(c, M_SAMPLE, p, end, &tag)
-        slot = slot_of(t, tag >> 3)
-        if slot == 0 or t.wt[slot] != (tag & 7):
+        slot = slot_for(t, tag)
+        if slot == 0:
             p = skip(c, M_SAMPLE, start, p, end, tag)
         elif slot == SA_QUALITY:
             p = rv(c, M_SAMPLE, p, end, &x)
@@ -581,8 +670,8 @@ cdef int parse_buffered(Ctx* c, const uint8_t* p, const uint8_t* end, int32_t* d
     while p < end:
         start = p
         p = rtag(c, M_BUFFERED, p, end, &tag)
-        slot = slot_of(t, tag >> 3)
-        if slot == 0 or t.wt[slot] != (tag & 7):
+        slot = slot_for(t, tag)
+        if slot == 0:
             p = skip(c, M_BUFFERED, start, p, end, tag)
         elif slot == BD_DATA_TYPE:
             p = rv(c, M_BUFFERED, p, end, &x)
@@ -605,8 +694,8 @@ cdef int parse_alarm(Ctx* c, const uint8_t* p, const uint8_t* end, AlarmState* a
     while p < end:
         start = p
         p = rtag(c, M_ALARM, p, end, &tag)
-        slot = slot_of(t, tag >> 3)
-        if slot == 0 or t.wt[slot] != (tag & 7):
+        slot = slot_for(t, tag)
+        if slot == 0:
             p = skip(c, M_ALARM, start, p, end, tag)
         elif slot == AL_ALARM_FULL_REFERENCE:
             p = rstr(c, M_ALARM, p, end, &a.full_ref)
@@ -795,174 +884,492 @@ cdef object mxvalue_struct(Ctx* c, ValState* v):
 
 
 # ---- events ----------------------------------------------------------------------------
+#
+# An event is parsed into an EvState (C values and spans of the input, merged as protobuf
+# merges); what is made of it is then the caller's choice: an MxEvent struct (event_struct),
+# or a row of EventColumns (_columns.pxi), which needs no Python object at all.
 
-cdef object parse_event(Ctx* c, const uint8_t* p, const uint8_t* end):
-    cdef const MsgTable* t = &TABLES[M_EVENT]
-    cdef uint64_t tag, x
-    cdef PyObject* name = NULL
-    cdef const uint8_t* start
+cdef struct EvState:
+    Span session
+    Span raw_status
+    int32_t family
+    int32_t server_handle
+    int32_t item_handle
+    int32_t quality
+    int32_t hresult
+    int32_t buffered_data_type
+    bint has_hresult
+    bint has_src
+    bint has_worker
+    bint has_gateway
+    bint has_gap
+    int body                  # slot of the set ``body`` arm, 0 for none
+    uint64_t sequence
+    uint64_t gap[2]
+    TsState src_ts
+    TsState worker_ts
+    TsState gateway_ts
+    int nstatus               # statuses seen
+    int32_t st1[8]            # the first one's fields (by slot) and text, in C
+    Span st1_diag
+    PyObject* statuses        # from the second one on: a list of MxStatus (kept by Ctx.store)
+    PyObject* samples         # on_buffered_data_change: a list of _PendingSample (Ctx.store)
+    ValState v
+    AlarmState alarm          # initialised only when the alarm arm is set
+
+
+cdef inline const uint8_t* ev_ts(Ctx* c, const uint8_t* p, const uint8_t* end, bint* has,
+                                 TsState* ts) except NULL:
+    # A Timestamp field (payload after its length): the first occurrence starts from zero,
+    # later ones merge.
     cdef Py_ssize_t n
-    cdef int slot, body = 0
-    cdef Span session, raw_status
-    cdef int32_t family = 0, server_handle = 0, item_handle = 0, quality = 0, hresult = 0
-    cdef int32_t buffered_data_type = 0
-    cdef bint has_hresult = False, has_src = False, has_worker = False, has_gateway = False
-    cdef bint has_gap = False
-    cdef uint64_t sequence = 0
-    cdef uint64_t gap[2]
-    cdef TsState src_ts, worker_ts, gateway_ts
-    cdef ValState v
-    cdef AlarmState alarm
-    cdef object status1 = None
-    cdef list statuses = None
-    cdef list samples = None
-    session.n = 0
-    session.p = NULL
-    raw_status.n = 0
-    raw_status.p = NULL
-    v.present = False
-    v.kind = 0
+    p = rlen(c, M_EVENT, p, end, &n)
+    if not has[0]:
+        has[0] = True
+        ts.sec = 0
+        ts.nanos = 0
+    if not ts_fast(c, p, p + n, ts):
+        parse_ts(c, M_TS, p, p + n, ts)
+    return p + n
+
+
+cdef inline const uint8_t* ev_session(Ctx* c, const uint8_t* p, const uint8_t* end,
+                                      EvState* e) except NULL:
+    # Usually the session id of the previous event: those bytes were validated then.
+    cdef Py_ssize_t n
+    p = rlen(c, M_EVENT, p, end, &n)
+    if not (n == _sid_len and same_bytes(_sid_utf8, p, n)) and not utf8_valid(p, n):
+        fail(c, M_EVENT, p, "invalid UTF-8 in a string field")
+    e.session.p = p
+    e.session.n = n
+    return p + n
+
+
+cdef inline const uint8_t* ev_value(Ctx* c, const uint8_t* p, const uint8_t* end,
+                                    EvState* e) except NULL:
+    cdef Py_ssize_t n
+    p = rlen(c, M_EVENT, p, end, &n)
+    if not e.v.present:
+        val_init(&e.v)
+    parse_value(c, p, p + n, &e.v)
+    return p + n
+
+
+cdef inline const uint8_t* ev_status(Ctx* c, const uint8_t* p, const uint8_t* end,
+                                     EvState* e) except NULL:
+    cdef Py_ssize_t n
+    cdef int32_t vals[8]
+    cdef Span diag
+    cdef list more
+    p = rlen(c, M_EVENT, p, end, &n)
+    if e.nstatus == 0:
+        status_vals(c, p, p + n, e.st1, &e.st1_diag)
+    else:
+        status_vals(c, p, p + n, vals, &diag)
+        if e.statuses == NULL:
+            more = [status_struct(e.st1, e.st1_diag)]
+            e.statuses = keep(c, more)
+        (<list>e.statuses).append(status_struct(vals, diag))
+    e.nstatus += 1
+    return p + n
+
+
+cdef inline int status_vals(Ctx* c, const uint8_t* p, const uint8_t* end, int32_t* vals,
+                            Span* diag) except -1:
+    # An event's status, remembered by its bytes for the call: events repeat the same status,
+    # and the same bytes at the same depth parse to the same values.
+    cdef Py_ssize_t n = end - p
+    if (c.st_ok and n == c.st_n and c.depth == c.st_depth
+            and same_bytes(<const char*>c.st_p, p, n)):
+        memcpy(vals, c.st_vals, sizeof(c.st_vals))
+        diag[0] = c.st_diag
+        return 0
+    parse_status(c, p, end, vals, diag)
+    c.st_ok = True
+    c.st_p = p
+    c.st_n = n
+    c.st_depth = c.depth
+    memcpy(c.st_vals, vals, sizeof(c.st_vals))
+    c.st_diag = diag[0]
+    return 0
+
+
+cdef const uint8_t* ev_field(Ctx* c, EvState* e, int slot, const uint8_t* p,
+                            const uint8_t* end) except NULL:
+    # One field of an MxEvent read with its own wire type (``p`` is after the tag).
+    cdef uint64_t x
+    cdef Py_ssize_t n
+    if slot == EV_SESSION_ID:
+        return ev_session(c, p, end, e)
+    if slot == EV_FAMILY:
+        p = rv(c, M_EVENT, p, end, &x)
+        e.family = <int32_t>x
+        return p
+    if slot == EV_WORKER_SEQUENCE:
+        return rv(c, M_EVENT, p, end, &e.sequence)
+    if slot == EV_SERVER_HANDLE:
+        p = rv(c, M_EVENT, p, end, &x)
+        e.server_handle = <int32_t>x
+        return p
+    if slot == EV_ITEM_HANDLE:
+        p = rv(c, M_EVENT, p, end, &x)
+        e.item_handle = <int32_t>x
+        return p
+    if slot == EV_QUALITY:
+        p = rv(c, M_EVENT, p, end, &x)
+        e.quality = <int32_t>x
+        return p
+    if slot == EV_HRESULT:
+        p = rv(c, M_EVENT, p, end, &x)
+        e.hresult = <int32_t>x
+        e.has_hresult = True
+        return p
+    if slot == EV_RAW_STATUS:
+        return rstr(c, M_EVENT, p, end, &e.raw_status)
+    if slot == EV_VALUE:
+        return ev_value(c, p, end, e)
+    if slot == EV_SOURCE_TS:
+        return ev_ts(c, p, end, &e.has_src, &e.src_ts)
+    if slot == EV_WORKER_TS:
+        return ev_ts(c, p, end, &e.has_worker, &e.worker_ts)
+    if slot == EV_GATEWAY_TS:
+        return ev_ts(c, p, end, &e.has_gateway, &e.gateway_ts)
+    if slot == EV_STATUSES:
+        return ev_status(c, p, end, e)
+    p = rlen(c, M_EVENT, p, end, &n)
+    if slot == EV_REPLAY_GAP:
+        if not e.has_gap:
+            e.has_gap = True
+            e.gap[0] = 0
+            e.gap[1] = 0
+        parse_gap(c, p, p + n, e.gap)
+    elif slot == EV_ON_BUFFERED:
+        if e.body != slot:
+            e.body = slot
+            e.buffered_data_type = 0
+            e.samples = keep(c, [])
+        parse_buffered(c, p, p + n, &e.buffered_data_type, <list>e.samples)
+    elif slot == EV_ON_ALARM:
+        if e.body != slot:
+            e.body = slot
+            memset(&e.alarm, 0, sizeof(AlarmState))
+        parse_alarm(c, p, p + n, &e.alarm)
+    else:  # the empty family markers (usually empty: nothing to parse but the depth)
+        e.body = slot
+        if n or c.depth >= MAX_DEPTH:
+            parse_empty(c, M_ON_DATA_CHANGE + (slot - EV_ON_DATA_CHANGE), p, p + n)
+    return p + n
+
+
+cdef int parse_event_state(Ctx* c, const uint8_t* p, const uint8_t* end,
+                           EvState* e) except -1:
+    cdef const MsgTable* t = &TABLES[M_EVENT]
+    cdef const TagBytes* tb = _TAGS[M_EVENT]
+    cdef uint64_t tag, x
+    cdef const uint8_t* start
+    cdef const uint8_t* q
+    cdef int slot
+    e.session.n = 0
+    e.session.p = NULL
+    e.raw_status.n = 0
+    e.raw_status.p = NULL
+    e.family = 0
+    e.server_handle = 0
+    e.item_handle = 0
+    e.quality = 0
+    e.hresult = 0
+    e.buffered_data_type = 0
+    e.has_hresult = False
+    e.has_src = False
+    e.has_worker = False
+    e.has_gateway = False
+    e.has_gap = False
+    e.body = 0
+    e.sequence = 0
+    e.nstatus = 0
+    e.statuses = NULL
+    e.samples = NULL
+    val_init(&e.v)
     enter(c, M_EVENT, p)
+    # The fields of a data change in field-number order, where protobuf writes them, each
+    # read by its own code with no dispatch (an indirect jump per field was the parser's
+    # largest cost); the loop below reads whatever remains, in any order, with the same
+    # handlers, so the result is the same for any input.
+    q = at_tag(p, end, &tb[EV_SESSION_ID])
+    if q != NULL:
+        p = ev_session(c, q, end, e)
+    q = at_tag(p, end, &tb[EV_FAMILY])
+    if q != NULL:
+        p = rv(c, M_EVENT, q, end, &x)
+        e.family = <int32_t>x
+    q = at_tag(p, end, &tb[EV_WORKER_SEQUENCE])
+    if q != NULL:
+        p = rv(c, M_EVENT, q, end, &e.sequence)
+    q = at_tag(p, end, &tb[EV_SERVER_HANDLE])
+    if q != NULL:
+        p = rv(c, M_EVENT, q, end, &x)
+        e.server_handle = <int32_t>x
+    q = at_tag(p, end, &tb[EV_ITEM_HANDLE])
+    if q != NULL:
+        p = rv(c, M_EVENT, q, end, &x)
+        e.item_handle = <int32_t>x
+    q = at_tag(p, end, &tb[EV_VALUE])
+    if q != NULL:
+        p = ev_value(c, q, end, e)
+    q = at_tag(p, end, &tb[EV_QUALITY])
+    if q != NULL:
+        p = rv(c, M_EVENT, q, end, &x)
+        e.quality = <int32_t>x
+    q = at_tag(p, end, &tb[EV_SOURCE_TS])
+    if q != NULL:
+        p = ev_ts(c, q, end, &e.has_src, &e.src_ts)
+    q = at_tag(p, end, &tb[EV_STATUSES])
+    while q != NULL:
+        p = ev_status(c, q, end, e)
+        q = at_tag(p, end, &tb[EV_STATUSES])
+    q = at_tag(p, end, &tb[EV_WORKER_TS])
+    if q != NULL:
+        p = ev_ts(c, q, end, &e.has_worker, &e.worker_ts)
+    q = at_tag(p, end, &tb[EV_GATEWAY_TS])
+    if q != NULL:
+        p = ev_ts(c, q, end, &e.has_gateway, &e.gateway_ts)
+    q = at_tag(p, end, &tb[EV_ON_DATA_CHANGE])
+    if q != NULL:
+        p = ev_field(c, e, EV_ON_DATA_CHANGE, q, end)
     while p < end:
         start = p
         p = rtag(c, M_EVENT, p, end, &tag)
-        slot = slot_of(t, tag >> 3)
-        if slot == 0 or t.wt[slot] != (tag & 7):
+        slot = slot_for(t, tag)
+        if slot == 0:
             p = skip(c, M_EVENT, start, p, end, tag)
-            continue
-        if slot == EV_SESSION_ID:
-            p = rstr(c, M_EVENT, p, end, &session)
-        elif slot == EV_FAMILY:
-            p = rv(c, M_EVENT, p, end, &x)
-            family = <int32_t>x
-        elif slot == EV_WORKER_SEQUENCE:
-            p = rv(c, M_EVENT, p, end, &sequence)
-        elif slot == EV_SERVER_HANDLE:
-            p = rv(c, M_EVENT, p, end, &x)
-            server_handle = <int32_t>x
-        elif slot == EV_ITEM_HANDLE:
-            p = rv(c, M_EVENT, p, end, &x)
-            item_handle = <int32_t>x
-        elif slot == EV_QUALITY:
-            p = rv(c, M_EVENT, p, end, &x)
-            quality = <int32_t>x
-        elif slot == EV_HRESULT:
-            p = rv(c, M_EVENT, p, end, &x)
-            hresult = <int32_t>x
-            has_hresult = True
-        elif slot == EV_RAW_STATUS:
-            p = rstr(c, M_EVENT, p, end, &raw_status)
         else:
-            p = rlen(c, M_EVENT, p, end, &n)
-            if slot == EV_VALUE:
-                if not v.present:
-                    memset(&v, 0, sizeof(v))
-                parse_value(c, p, p + n, &v)
-            elif slot == EV_SOURCE_TS:
-                if not has_src:
-                    has_src = True
-                    src_ts.sec = 0
-                    src_ts.nanos = 0
-                parse_ts(c, M_TS, p, p + n, &src_ts)
-            elif slot == EV_WORKER_TS:
-                if not has_worker:
-                    has_worker = True
-                    worker_ts.sec = 0
-                    worker_ts.nanos = 0
-                parse_ts(c, M_TS, p, p + n, &worker_ts)
-            elif slot == EV_GATEWAY_TS:
-                if not has_gateway:
-                    has_gateway = True
-                    gateway_ts.sec = 0
-                    gateway_ts.nanos = 0
-                parse_ts(c, M_TS, p, p + n, &gateway_ts)
-            elif slot == EV_STATUSES:
-                status = parse_status(c, p, p + n)
-                if statuses is not None:
-                    statuses.append(status)
-                elif status1 is None:
-                    status1 = status
-                else:
-                    statuses = [status1, status]
-            elif slot == EV_REPLAY_GAP:
-                if not has_gap:
-                    has_gap = True
-                    gap[0] = 0
-                    gap[1] = 0
-                parse_gap(c, p, p + n, gap)
-            elif slot == EV_ON_BUFFERED:
-                if body != slot:
-                    body = slot
-                    buffered_data_type = 0
-                    samples = []
-                parse_buffered(c, p, p + n, &buffered_data_type, samples)
-            elif slot == EV_ON_ALARM:
-                if body != slot:
-                    body = slot
-                    memset(&alarm, 0, sizeof(alarm))
-                parse_alarm(c, p, p + n, &alarm)
-            else:  # the empty family markers
-                body = slot
-                parse_empty(c, M_ON_DATA_CHANGE + (slot - EV_ON_DATA_CHANGE), p, p + n)
-            p += n
+            p = ev_field(c, e, slot, p, end)
     c.depth -= 1
+    return 0
 
-    if statuses is not None:
-        statuses_t = tuple(statuses)
-    elif status1 is None:
-        statuses_t = ()
-    elif status1 is _status_cache:
-        statuses_t = _status_tuple
+
+# ---- building structs ------------------------------------------------------------------
+#
+# MxEvent has 27 fields. Calling the class with 27 arguments costs a reference-counted
+# argument vector and msgspec's argument loop; instead the struct is allocated with its
+# type's tp_alloc and its slots are filled directly, exactly as msgspec's own constructor
+# does for a positional call (no __post_init__, no GC tracking: gc=False). struct_info()
+# checks at import that the class is laid out so (member descriptors of object slots,
+# no GC, no __post_init__); anything else falls back to calling the class.
+
+cdef extern from *:
+    """
+    #include <structmember.h>
+    /* A struct without the zeroing of PyType_GenericAlloc when every slot is written
+       anyway (only for types using the default allocator and free, checked at import). */
+    static PyObject* mxg_alloc(PyTypeObject* t, int plain) {
+        PyObject* obj;
+        if (!plain) return t->tp_alloc(t, 0);
+        obj = (PyObject*)PyObject_Malloc(t->tp_basicsize);
+        if (obj == NULL) return PyErr_NoMemory();
+        return PyObject_Init(obj, t);
+    }
+    static int mxg_plain_alloc(PyTypeObject* t) {
+        return t->tp_alloc == PyType_GenericAlloc && t->tp_free == PyObject_Free
+            && t->tp_itemsize == 0 && t->tp_dictoffset == 0 && t->tp_weaklistoffset == 0;
+    }
+    static Py_ssize_t mxg_member_offset(PyObject* d) {
+        PyMemberDef* m;
+        if (Py_TYPE(d) != &PyMemberDescr_Type) return -1;
+        m = ((PyMemberDescrObject*)d)->d_member;
+        if (m->type != T_OBJECT_EX || (m->flags & READONLY)) return -1;
+        return m->offset;
+    }
+    static inline void mxg_set_slot(PyObject* obj, Py_ssize_t off, PyObject* v) {
+        Py_INCREF(v);
+        *(PyObject**)((char*)obj + off) = v;
+    }
+    """
+    object mxg_alloc(PyTypeObject* t, int plain)
+    int mxg_plain_alloc(PyTypeObject* t)
+    Py_ssize_t mxg_member_offset(PyObject* d)
+    void mxg_set_slot(object obj, Py_ssize_t off, PyObject* v) noexcept
+    const unsigned long Py_TPFLAGS_HAVE_GC
+
+cdef enum:
+    MAX_STRUCT_FIELDS = 32
+
+cdef struct StructInfo:
+    PyTypeObject* type        # borrowed: the module keeps the class alive
+    int nfields
+    bint fast
+    int plain                 # fast, and every slot of the object is a field: no zeroing
+    Py_ssize_t offsets[MAX_STRUCT_FIELDS]
+
+
+cdef int struct_info(StructInfo* info, object cls, tuple fields) except -1:
+    cdef Py_ssize_t off
+    cdef int i
+    if tuple(cls.__struct_fields__) != fields:
+        raise ImportError(f"{cls.__name__} has other fields than the codec builds")
+    info.type = <PyTypeObject*>cls
+    info.nfields = len(fields)
+    info.fast = (
+        len(fields) <= MAX_STRUCT_FIELDS
+        and not ((<PyTypeObject*>cls).tp_flags & Py_TPFLAGS_HAVE_GC)
+        and getattr(cls, "__post_init__", None) is None
+    )
+    for i in range(info.nfields if info.fast else 0):
+        off = mxg_member_offset(<PyObject*>cls.__dict__[fields[i]])
+        if off < <Py_ssize_t>sizeof(PyObject) or off > cls.__basicsize__ - <Py_ssize_t>sizeof(PyObject*):
+            info.fast = False
+            break
+        info.offsets[i] = off
+    # Plain allocation leaves memory as it is: only when the fields cover the whole object.
+    info.plain = info.fast and mxg_plain_alloc(info.type) and (
+        cls.__basicsize__ == sizeof(PyObject) + info.nfields * sizeof(PyObject*)
+    )
+    return 0
+
+
+cdef object make_struct(StructInfo* info, PyObject** vals):
+    # ``vals``: borrowed references, one per field in field order.
+    cdef int i
+    cdef object obj
+    cdef tuple args
+    if info.fast:
+        obj = mxg_alloc(info.type, info.plain)
+        for i in range(info.nfields):
+            mxg_set_slot(obj, info.offsets[i], vals[i])
+        return obj
+    args = tuple([<object>vals[i] for i in range(info.nfields)])
+    return (<object>info.type)(*args)
+
+
+cdef StructInfo EVENT_INFO
+struct_info(&EVENT_INFO, _MxEvent, (
+    "session_id", "family", "worker_sequence", "server_handle", "item_handle", "value",
+    "data_type", "variant_type", "is_null", "raw_diagnostic", "raw_data_type", "raw_value",
+    "has_value", "quality", "source_timestamp_ns", "statuses", "worker_timestamp_ns",
+    "gateway_receive_timestamp_ns", "hresult", "raw_status", "replay_gap", "body",
+    "buffered_data_type", "samples", "alarm_transition", "session_recovered", "tag",
+))
+
+cdef object _NONE = None
+cdef object _FALSE = False
+cdef object _TRUE = True
+cdef object _EMPTY_BYTES = b""
+cdef object _EMPTY_TUPLE = ()
+cdef object _EMPTY_STR = ""
+
+
+cdef object event_struct(Ctx* c, EvState* e):
+    cdef PyObject* vals[27]
+    cdef PyObject* name = NULL
+    cdef bint looked
+    cdef ValState* v = &e.v
+    # Every value handed over is a Python object held by a local until the struct holds it.
+    cdef object session, family, sequence, server, item, quality, statuses, value, data_type
+    cdef object variant_type, raw_diagnostic, raw_data_type, raw_value, source_ts, worker_ts
+    cdef object gateway_ts, hresult, raw_status, gap, body, buffered_data_type, samples, alarm
+    session = session_str(e.session)
+    family = enum_of(_FAMILIES, e.family)
+    sequence = PyLong_FromUnsignedLongLong(e.sequence)
+    server = <long>e.server_handle
+    item = <long>e.item_handle
+    quality = <long>e.quality
+    if e.statuses != NULL:
+        statuses = tuple(<list>e.statuses)
+    elif e.nstatus:
+        status_struct(e.st1, e.st1_diag)   # leaves it in _status_cache / _status_tuple
+        statuses = _status_tuple
     else:
-        statuses_t = (status1,)
-
+        statuses = _EMPTY_TUPLE
+    vals[0] = <PyObject*>session
+    vals[1] = <PyObject*>family
+    vals[2] = <PyObject*>sequence
+    vals[3] = <PyObject*>server
+    vals[4] = <PyObject*>item
     if v.present:
         raw_value = mkbytes(v.raw_value)
         if v.kind == 0:
             value = raw_value if v.raw_value.n else None
         else:
-            value = val_native(c, &v)
+            value = val_native(c, v)
         data_type = enum_of(_DATA_TYPES, v.data_type)
         variant_type = cached_str(v.variant_type)
         raw_diagnostic = cached_str(v.raw_diagnostic)
+        raw_data_type = <long>v.raw_data_type
+        vals[5] = <PyObject*>value
+        vals[6] = <PyObject*>data_type
+        vals[7] = <PyObject*>variant_type
+        vals[8] = <PyObject*>(_TRUE if v.is_null else _FALSE)
+        vals[9] = <PyObject*>raw_diagnostic
+        vals[10] = <PyObject*>raw_data_type
+        vals[11] = <PyObject*>raw_value
+        vals[12] = <PyObject*>_TRUE
     else:
-        value = None
-        raw_value = b""
-        data_type = _DT_UNSPECIFIED
-        variant_type = ""
-        raw_diagnostic = ""
-
+        vals[5] = <PyObject*>_NONE
+        vals[6] = <PyObject*>_DT_UNSPECIFIED
+        vals[7] = <PyObject*>_EMPTY_STR
+        vals[8] = <PyObject*>_FALSE
+        vals[9] = <PyObject*>_EMPTY_STR
+        vals[10] = <PyObject*>_ZERO
+        vals[11] = <PyObject*>_EMPTY_BYTES
+        vals[12] = <PyObject*>_FALSE
+    vals[13] = <PyObject*>quality
+    if e.has_src:
+        source_ts = ts_ns(&e.src_ts)
+        vals[14] = <PyObject*>source_ts
+    else:
+        vals[14] = <PyObject*>_NONE
+    vals[15] = <PyObject*>statuses
+    if e.has_worker:
+        worker_ts = ts_ns(&e.worker_ts)
+        vals[16] = <PyObject*>worker_ts
+    else:
+        vals[16] = <PyObject*>_NONE
+    if e.has_gateway:
+        gateway_ts = ts_ns(&e.gateway_ts)
+        vals[17] = <PyObject*>gateway_ts
+    else:
+        vals[17] = <PyObject*>_NONE
+    if e.has_hresult:
+        hresult = <long>e.hresult
+        vals[18] = <PyObject*>hresult
+    else:
+        vals[18] = <PyObject*>_NONE
+    raw_status = cached_str(e.raw_status)
+    vals[19] = <PyObject*>raw_status
+    if e.has_gap:
+        gap = _ReplayGap(e.gap[0], e.gap[1])
+        vals[20] = <PyObject*>gap
+    else:
+        vals[20] = <PyObject*>_NONE
+    body = <str>_BODY_NAMES[e.body - EV_ON_DATA_CHANGE + 1] if e.body else _EMPTY_STR
+    vals[21] = <PyObject*>body
+    if e.body == EV_ON_BUFFERED:
+        buffered_data_type = enum_of(_DATA_TYPES, e.buffered_data_type)
+        samples = samples_native(c, <list>e.samples) if len(<list>e.samples) else _EMPTY_TUPLE
+        vals[22] = <PyObject*>buffered_data_type
+        vals[23] = <PyObject*>samples
+    else:
+        vals[22] = <PyObject*>_DT_UNSPECIFIED
+        vals[23] = <PyObject*>_EMPTY_TUPLE
+    if e.body == EV_ON_ALARM:
+        alarm = alarm_struct(c, &e.alarm)
+        vals[24] = <PyObject*>alarm
+    else:
+        vals[24] = <PyObject*>_NONE
+    vals[25] = <PyObject*>_NONE
     if c.tags != NULL:
-        name = PyDict_GetItem(<object>c.tags, item_handle)  # borrowed, NULL when unknown
-    return _MxEvent(
-        session_str(session),
-        enum_of(_FAMILIES, family),
-        PyLong_FromUnsignedLongLong(sequence),
-        server_handle,
-        item_handle,
-        value,
-        data_type,
-        variant_type,
-        v.is_null if v.present else False,
-        raw_diagnostic,
-        v.raw_data_type if v.present else 0,
-        raw_value,
-        v.present,
-        quality,
-        ts_ns(&src_ts) if has_src else None,
-        statuses_t,
-        ts_ns(&worker_ts) if has_worker else None,
-        ts_ns(&gateway_ts) if has_gateway else None,
-        hresult if has_hresult else None,
-        cached_str(raw_status),
-        _ReplayGap(gap[0], gap[1]) if has_gap else None,
-        _BODY_NAMES[body - EV_ON_DATA_CHANGE + 1] if body else "",
-        enum_of(_DATA_TYPES, buffered_data_type) if body == EV_ON_BUFFERED else _DT_UNSPECIFIED,
-        samples_native(c, samples) if body == EV_ON_BUFFERED and samples else (),
-        alarm_struct(c, &alarm) if body == EV_ON_ALARM else None,
-        None,
-        <object>name if name != NULL else None,
-    )
+        name = tag_name(c, e.item_handle, &looked)
+    vals[26] = name if name != NULL else <PyObject*>_NONE
+    return make_struct(&EVENT_INFO, vals)
+
+
+cdef object _ZERO = 0
+
+
+cdef object parse_event(Ctx* c, const uint8_t* p, const uint8_t* end):
+    cdef EvState e
+    parse_event_state(c, p, end, &e)
+    return event_struct(c, &e)
 
 
 cdef list parse_batch(Ctx* c, const uint8_t* p, const uint8_t* end):
@@ -971,13 +1378,15 @@ cdef list parse_batch(Ctx* c, const uint8_t* p, const uint8_t* end):
     cdef const uint8_t* start
     cdef Py_ssize_t n
     cdef list events = []
+    cdef EvState e
     enter(c, M_BATCH, p)
     while p < end:
         start = p
         p = rtag(c, M_BATCH, p, end, &tag)
-        if slot_of(t, tag >> 3) == B_EVENTS and (tag & 7) == WT_LEN:
+        if slot_for(t, tag) == B_EVENTS:
             p = rlen(c, M_BATCH, p, end, &n)
-            events.append(parse_event(c, p, p + n))
+            parse_event_state(c, p, p + n, &e)
+            events.append(event_struct(c, &e))
             p += n
         else:
             p = skip(c, M_BATCH, start, p, end, tag)

@@ -11,19 +11,23 @@
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_CheckExact, PyBytes_FromStringAndSize
 from cpython.bytes cimport PyBytes_GET_SIZE
+from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_FromStringAndSize
+from cpython.dict cimport PyDict_SetItem
 from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_AsUnsignedLongLong
 from cpython.long cimport PyLong_FromLongLong, PyLong_FromUnsignedLongLong
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.dict cimport PyDict_GetItem
-from cpython.object cimport PyObject
-from cpython.ref cimport Py_INCREF, Py_XDECREF
-from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
+from cpython.object cimport PyObject, PyTypeObject
+from cpython.ref cimport Py_INCREF, Py_XDECREF, Py_XINCREF
+from libc.stdint cimport int16_t, int32_t, int64_t, uint8_t, uint32_t, uint64_t
 from libc.float cimport FLT_MAX
 from libc.math cimport INFINITY, fabs
 from libc.string cimport memcpy, memmove, memset
 
 cdef extern from "Python.h":
     object PyUnicode_DecodeUTF8(const char* s, Py_ssize_t size, const char* errors)
+    object PyUnicode_New(Py_ssize_t size, Py_UCS4 maxchar)
+    void* PyUnicode_DATA(object s)
     const char* PyUnicode_AsUTF8AndSize(object s, Py_ssize_t* size) except NULL
 
 cdef extern from *:
@@ -33,12 +37,18 @@ cdef extern from *:
     #define MXG_INT32_MIN (-2147483648LL)
     #define MXG_INT32_MAX 2147483647LL
     #define MXG_HIGH_BITS 0x8080808080808080ULL
+    #define MXG_TS_ABSENT INT64_MIN  /* an absent timestamp in a column (numpy's NaT) */
+    #define MXG_FNV_OFFSET 0xCBF29CE484222325ULL
+    #define MXG_FNV_PRIME 0x100000001B3ULL
     """
     const int64_t MXG_TS_SAFE_SECONDS
     const uint64_t MXG_UINT32_MAX
     const int64_t MXG_INT32_MIN
     const int64_t MXG_INT32_MAX
     const uint64_t MXG_HIGH_BITS
+    const int64_t MXG_TS_ABSENT
+    const uint64_t MXG_FNV_OFFSET
+    const uint64_t MXG_FNV_PRIME
 
 from datetime import UTC as _UTC
 from datetime import datetime as _datetime
@@ -51,6 +61,7 @@ __all__ = [
     "configure",
     "decode_event",
     "decode_event_batch",
+    "decode_event_columns",
     "decode_varint",
     "encode_event",
     "encode_event_batch",
@@ -120,6 +131,7 @@ for _name, _value in (
 include "_wire.pxi"
 include "_tables.pxi"
 include "_decode.pxi"
+include "_columns.pxi"
 include "_encode.pxi"
 include "_values.pxi"
 include "_flood.pxi"
@@ -151,8 +163,7 @@ cdef int open_input(object data, Input* inp) except -1:
 cdef inline void close_input(Input* inp, Ctx* c) noexcept:
     if inp.release:
         PyBuffer_Release(&inp.view)
-    Py_XDECREF(c.store)
-    c.store = NULL
+    ctx_close(c)
 
 
 # ---- public functions --------------------------------------------------------------------
@@ -172,11 +183,9 @@ def decode_event(data, tags=None):
     ``tags`` (a dict item handle -> name) fills ``MxEvent.tag``."""
     cdef Input inp
     cdef Ctx c
-    c.tags = tags_of(tags)
+    cdef PyObject* names = tags_of(tags)
     open_input(data, &inp)
-    c.base = inp.p
-    c.depth = 0
-    c.store = NULL
+    ctx_init(&c, inp.p, names)
     try:
         return parse_event(&c, inp.p, inp.p + inp.n)
     finally:
@@ -188,11 +197,9 @@ def decode_event_batch(data, tags=None):
     ``decode_event``)."""
     cdef Input inp
     cdef Ctx c
-    c.tags = tags_of(tags)
+    cdef PyObject* names = tags_of(tags)
     open_input(data, &inp)
-    c.base = inp.p
-    c.depth = 0
-    c.store = NULL
+    ctx_init(&c, inp.p, names)
     try:
         return parse_batch(&c, inp.p, inp.p + inp.n)
     finally:
@@ -211,10 +218,7 @@ def from_mx_value(data):
             )
         data = data.SerializeToString()
     open_input(data, &inp)
-    c.base = inp.p
-    c.depth = 0
-    c.store = NULL
-    c.tags = NULL
+    ctx_init(&c, inp.p, NULL)
     memset(&v, 0, sizeof(v))
     try:
         parse_value(&c, inp.p, inp.p + inp.n, &v)

@@ -6,6 +6,7 @@ cdef enum:
     MAX_SLOTS = 20        # slots are 1..nslots; 0 means "unknown field"
 
 cdef struct MsgTable:
+    uint8_t tag1[128]          # one-byte tag -> slot when its wire type is the field's, else 0
     uint8_t small[SMALL_FIELDS]
     uint32_t num[MAX_SLOTS]    # slot -> field number
     uint8_t wt[MAX_SLOTS]      # slot -> wire type of one element (packed also accepted)
@@ -23,6 +24,41 @@ cdef inline int slot_of(const MsgTable* t, uint64_t field) noexcept nogil:
         if t.num[i] == field:
             return i
     return 0
+
+
+cdef inline int slot_for(const MsgTable* t, uint64_t tag) noexcept nogil:
+    # The slot of a field read with its own wire type (0: unknown, or another wire type).
+    # One-byte tags (nearly all) need one lookup.
+    cdef int slot
+    if tag < 128:
+        return t.tag1[tag]
+    slot = slot_of(t, tag >> 3)
+    if slot != 0 and t.wt[slot] == (tag & 7):
+        return slot
+    return 0
+
+
+cdef struct TagBytes:
+    # A field's tag with its own wire type as it appears on the wire (one or two bytes; n = 0
+    # when it takes more, which turns the in-order fast paths off for that field).
+    int n
+    uint8_t b0
+    uint8_t b1
+
+
+cdef TagBytes _TAGS[N_MESSAGES][MAX_SLOTS]
+
+
+cdef inline const uint8_t* at_tag(const uint8_t* p, const uint8_t* end,
+                                  const TagBytes* tb) noexcept nogil:
+    # After the tag when the bytes at ``p`` are that tag, else NULL.
+    if tb.n == 1:
+        if p < end and p[0] == tb.b0:
+            return p + 1
+        return NULL
+    if tb.n == 2 and end - p >= 2 and p[0] == tb.b0 and p[1] == tb.b1:
+        return p + 2
+    return NULL
 
 
 cdef inline uint32_t tag_of(const MsgTable* t, int slot, int wt) noexcept nogil:
@@ -284,6 +320,8 @@ def configure(file_descriptor=None):
             t.wt[slot] = wire    # packed runs are recognised by the parsers themselves
             if number < SMALL_FIELDS:
                 t.small[number] = slot
+            if (number << 3 | wire) < 128:
+                t.tag1[number << 3 | wire] = slot
             if repeated:
                 wire = WT_LEN    # the encoder writes repeated numbers packed
             message_keys[field_name] = (number, _uvarint((number << 3) | wire))
@@ -301,3 +339,19 @@ def configure(file_descriptor=None):
     # All checks passed: switch the tables in one go.
     memcpy(TABLES, fresh, sizeof(fresh))
     _KEYS = keys
+    for mid in range(N_MESSAGES):
+        for slot in range(1, TABLES[mid].nslots + 1):
+            number = tag_of(&TABLES[mid], slot, TABLES[mid].wt[slot])
+            _TAGS[mid][slot].n = 0
+            if number < 0x80:
+                _TAGS[mid][slot].n = 1
+                _TAGS[mid][slot].b0 = <uint8_t>number
+            elif number < 0x4000:
+                _TAGS[mid][slot].n = 2
+                _TAGS[mid][slot].b0 = <uint8_t>((number & 0x7F) | 0x80)
+                _TAGS[mid][slot].b1 = <uint8_t>(number >> 7)
+    global _TS_SEC_TAG, _TS_NANOS_TAG
+    tag = tag_of(&TABLES[M_TS], TS_SECONDS, WT_VARINT)
+    _TS_SEC_TAG = tag if tag < 0x80 else -1
+    tag = tag_of(&TABLES[M_TS], TS_NANOS, WT_VARINT)
+    _TS_NANOS_TAG = tag if tag < 0x80 else -1

@@ -3,16 +3,72 @@
 # Every read checks against ``end`` itself (the directives turn Cython's checks off).
 
 
+cdef struct Span:
+    const uint8_t* p
+    Py_ssize_t n
+
+
+cdef enum:
+    TAG_CACHE = 1024      # item handle -> tag name lookups remembered during one call
+
+
 cdef struct Ctx:
     const uint8_t* base   # start of the caller's buffer: offsets in errors are relative to it
     int depth             # messages currently open (the top-level one included)
     PyObject* store       # owned list keeping array/sparse accumulators alive, or NULL
     PyObject* tags        # borrowed dict item handle -> tag name (the caller's), or NULL
+    # A direct-mapped cache of tags lookups (owned references; NULL: the dict has no name).
+    uint8_t tag_set[TAG_CACHE]
+    int32_t tag_keys[TAG_CACHE]
+    PyObject* tag_names[TAG_CACHE]
+    # The last event status parsed: its bytes (in an input of this call), depth and values.
+    bint st_ok
+    const uint8_t* st_p
+    Py_ssize_t st_n
+    int st_depth
+    int32_t st_vals[8]
+    Span st_diag
 
 
-cdef struct Span:
-    const uint8_t* p
-    Py_ssize_t n
+cdef inline void ctx_init(Ctx* c, const uint8_t* base, PyObject* tags) noexcept:
+    c.base = base
+    c.depth = 0
+    c.store = NULL
+    c.tags = tags
+    c.st_ok = False
+    if tags != NULL:
+        memset(c.tag_set, 0, sizeof(c.tag_set))
+
+
+cdef inline void ctx_close(Ctx* c) noexcept:
+    cdef int i
+    Py_XDECREF(c.store)
+    c.store = NULL
+    if c.tags != NULL:
+        for i in range(TAG_CACHE):
+            if c.tag_set[i]:
+                Py_XDECREF(c.tag_names[i])
+        c.tags = NULL
+
+
+cdef inline PyObject* tag_name(Ctx* c, int32_t item, bint* looked) except? NULL:
+    # The tag of an item handle (borrowed; NULL when the dict has none), one dict lookup per
+    # handle and call (a session's events cycle through its items); ``looked`` when this
+    # call did the lookup.
+    cdef int h = item & (TAG_CACHE - 1)
+    cdef PyObject* name
+    if c.tag_set[h] and c.tag_keys[h] == item:
+        looked[0] = False
+        return c.tag_names[h]
+    name = PyDict_GetItem(<object>c.tags, <object>item)
+    if c.tag_set[h]:
+        Py_XDECREF(c.tag_names[h])
+    Py_XINCREF(name)
+    c.tag_set[h] = 1
+    c.tag_keys[h] = item
+    c.tag_names[h] = name
+    looked[0] = True
+    return name
 
 
 # Message ids, used for the names in error messages and to index TABLES.
@@ -175,12 +231,20 @@ cdef inline const uint8_t* rlen(Ctx* c, int msg, const uint8_t* p, const uint8_t
     if p < end and p[0] < 0x80:
         n = p[0]
         q = p + 1
+    elif end - p >= 2 and p[1] < 0x80:   # 128..16383: an event, a batch's events
+        n = (p[0] & 0x7F) | (<uint64_t>p[1] << 7)
+        q = p + 2
     else:
         q = rv32_slow(c, msg, p, end, &n, "length")
     if n > <uint64_t>(end - q):
-        fail(c, msg, p, f"length {n} runs past the end")
+        len_fail(c, msg, p, n)
     out[0] = <Py_ssize_t>n
     return q
+
+
+cdef int len_fail(Ctx* c, int msg, const uint8_t* p, uint64_t n) except -1:
+    # Out of line: the formatting kept rlen from being inlined.
+    return fail(c, msg, p, f"length {n} runs past the end")
 
 
 cdef inline const uint8_t* rfix64(Ctx* c, int msg, const uint8_t* p, const uint8_t* end,

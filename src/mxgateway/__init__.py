@@ -5,6 +5,7 @@ Public names are re-exported here from private modules; ``__all__`` is explicit 
 """
 
 import logging as _logging
+from typing import TYPE_CHECKING as _TYPE_CHECKING
 
 from mxgateway._alarm_feed import AlarmFeedItem
 from mxgateway._client import GatewayClient
@@ -12,6 +13,7 @@ from mxgateway._codec import (
     codec_implementation,
     decode_event,
     decode_event_batch,
+    decode_event_columns,
     encode_event,
     encode_event_batch,
     from_mx_value,
@@ -44,6 +46,7 @@ from mxgateway.generated.galaxy_repository_pb2 import (
     GalaxyObject,
 )
 from mxgateway.types import (
+    TIMESTAMP_ABSENT,
     AcknowledgeResult,
     ActiveAlarm,
     AlarmConditionState,
@@ -74,14 +77,31 @@ from mxgateway.types import (
     SessionState,
     TagChange,
     TagValue,
+    ValueKind,
     WriteOutcome,
     ns_to_datetime,
 )
 
+if _TYPE_CHECKING:
+    from mxgateway.columns import EventColumns
+
 # A library logs; the application decides where to (no "No handlers could be found").
 _logging.getLogger("mxgateway").addHandler(_logging.NullHandler())
 
-__all__ = [
+
+def __getattr__(name: str) -> object:
+    # EventColumns needs numpy (mxgateway[columns]): imported on first use, so that the rest
+    # of the package works without it.
+    if name == "EventColumns":
+        from mxgateway.columns import EventColumns
+
+        return EventColumns
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+# Plain code-point order (tests/test_public_api.py), not ruff's isort style, which would put
+# the one SCREAMING_CASE name first.
+__all__ = [  # noqa: RUF022
     "AcknowledgeResult",
     "ActiveAlarm",
     "AlarmConditionState",
@@ -98,6 +118,7 @@ __all__ = [
     "ClientOptions",
     "DeployEvent",
     "EventBody",
+    "EventColumns",
     "EventReceiver",
     "GalaxyAttribute",
     "GalaxyObject",
@@ -135,13 +156,16 @@ __all__ = [
     "SessionState",
     "StreamPath",
     "StreamStats",
+    "TIMESTAMP_ABSENT",
     "TagChange",
     "TagValue",
+    "ValueKind",
     "WriteOutcome",
     "__version__",
     "codec_implementation",
     "decode_event",
     "decode_event_batch",
+    "decode_event_columns",
     "encode_event",
     "encode_event_batch",
     "from_mx_value",

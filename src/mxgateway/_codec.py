@@ -8,6 +8,9 @@ import, with the reason and the cost: the twin decodes events about a hundred ti
 ``MXGATEWAY_REQUIRE_EXTENSIONS=1`` turns that fallback into an ImportError (wheel tests,
 deployments that must not run slow). ``codec_implementation()`` tells which one is active and
 ``codec_fallback_reason()`` why it is the twin.
+
+``encode_flood_batch`` (the simulator's) is looked up on first use from ``mxgateway.sim._flood``,
+where the simulator's encoder is chosen by the same rule.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import importlib
 import logging
 import os
 from types import ModuleType
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 __all__ = [
     "codec_fallback_reason",
@@ -24,6 +27,7 @@ __all__ = [
     "configure",
     "decode_event",
     "decode_event_batch",
+    "decode_event_columns",
     "decode_varint",
     "encode_event",
     "encode_event_batch",
@@ -33,17 +37,19 @@ __all__ = [
     "to_mx_value",
 ]
 
-# Every function both implementations provide (docs/codec.md, "Functions").
+# Every function both implementations provide (docs/codec.md, "Functions"), and the internal
+# one behind EventColumns.
 _FUNCTIONS = (
     "configure",
     "decode_event",
     "decode_event_batch",
+    "decode_event_columns",
     "decode_varint",
     "encode_event",
     "encode_event_batch",
-    "encode_flood_batch",
     "from_mx_value",
     "to_mx_value",
+    "_decode_columns",
 )
 
 NO_EXTENSIONS_ENV = "MXGATEWAY_NO_EXTENSIONS"
@@ -110,23 +116,31 @@ if TYPE_CHECKING:
         configure,
         decode_event,
         decode_event_batch,
+        decode_event_columns,
         decode_varint,
         encode_event,
         encode_event_batch,
-        encode_flood_batch,
         from_mx_value,
         to_mx_value,
     )
+    from mxgateway.sim._flood import encode_flood_batch
 else:
     configure = impl.configure
     decode_event = impl.decode_event
     decode_event_batch = impl.decode_event_batch
+    decode_event_columns = impl.decode_event_columns
     decode_varint = impl.decode_varint
     encode_event = impl.encode_event
     encode_event_batch = impl.encode_event_batch
-    encode_flood_batch = impl.encode_flood_batch
     from_mx_value = impl.from_mx_value
     to_mx_value = impl.to_mx_value
+
+    def __getattr__(name: str) -> Any:
+        if name == "encode_flood_batch":
+            from mxgateway.sim import _flood
+
+            return _flood.impl.encode_flood_batch
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def codec_implementation() -> Literal["cython", "python"]:

@@ -95,17 +95,26 @@ class StreamStats:
 
     def handed(self, events: list[Any]) -> None:
         """A list handed on: count it, and take one latency sample (weighted by its size)."""
-        count = len(events)
+        self.handed_unit(
+            len(events),
+            events[-1].worker_sequence,
+            events[0].gateway_receive_timestamp_ns,
+            events[-1].gateway_receive_timestamp_ns,
+        )
+
+    def handed_unit(
+        self, count: int, last_sequence: int, first_stamp: int | None, last_stamp: int | None
+    ) -> None:
+        """Events handed on (a list, or columns), by what the counters need of them: how many,
+        the last one's sequence, the gateway receive time of the first and of the last."""
         self.events += count
-        last = events[-1]
-        if last.worker_sequence:
-            self.last_sequence = last.worker_sequence
-        stamp = events[0].gateway_receive_timestamp_ns
-        if stamp is not None:
-            latency = time.time_ns() - stamp
+        if last_sequence:
+            self.last_sequence = last_sequence
+        if first_stamp is not None:
+            latency = time.time_ns() - first_stamp
             self.latency_counts[bisect.bisect_left(_BUCKETS_NS, latency)] += count
             self.latency_sum_s += latency * count / 1e9
-            self.last_gateway_ns = last.gateway_receive_timestamp_ns or stamp
+            self.last_gateway_ns = last_stamp or first_stamp
 
     def gap(self, requested_after: int, oldest_available: int) -> None:
         """A ReplayGap: the events between were lost."""

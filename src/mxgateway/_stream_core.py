@@ -5,8 +5,12 @@ gateway offers it, else StreamEvents, remembered per client), pick the receiver 
 StreamEvents, grpc.aio otherwise: ``_receivers``), decode raw bytes with the codec, resume after
 the last sequence yielded, drop what a replay repeats, pass ReplayGap sentinels on, back off
 within the retry budget (``_retry``), recover a lost session when the session asks for it, and
-map handles back to the caller's. It yields lists of ``MxEvent``; the shapes (events one by one,
-lists) are thin loops over it in ``Session``.
+map handles back to the caller's. What it yields is a *unit* of a ``Shape``: the shape decodes
+the raw messages of one read into a unit and tells the core what it needs of one (its size,
+first and last sequence, a leading ReplayGap; without the events a replay repeats; in the
+caller's handles). Two shapes, one loop: ``STRUCTS`` (lists of ``MxEvent``: ``event_lists``,
+which ``Session.stream_events`` / ``stream_event_batches`` are thin loops over) and
+``ColumnsShape`` (``EventColumns``: ``Session.stream_event_columns``).
 """
 
 from __future__ import annotations
@@ -16,8 +20,8 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 import grpc
 import msgspec
@@ -36,12 +40,14 @@ from mxgateway._retry import Reconnect, check_budget
 from mxgateway._rpc import translate_rpc_error
 from mxgateway._stats import StreamStats
 from mxgateway.generated import mxaccess_gateway_pb2 as pb
-from mxgateway.types import MxEvent
+from mxgateway.types import MxEvent, MxEventFamily, ReplayGap, SessionRecovered
 
 if TYPE_CHECKING:
+    from mxgateway._recovery import HandleMap
     from mxgateway._session import Session
+    from mxgateway.columns import EventColumns
 
-__all__ = ["EventPath", "event_lists"]
+__all__ = ["STRUCTS", "ColumnsShape", "EventPath", "Shape", "event_lists", "event_units"]
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +73,170 @@ class _Messages(Protocol):
     async def aclose(self) -> None: ...
 
 
+U = TypeVar("U")
+
+
+class Shape(Protocol[U]):
+    """What a stream yields (a *unit*) and what the core needs to know of one. Every method
+    but ``decode`` works on a unit that is not empty."""
+
+    def decode(self, raws: list[bytes], single: bool, names: dict[int, str]) -> U:
+        """The events of one read: ``raws`` are MxEventBatch messages, or MxEvent messages
+        when ``single``. Raises MxGatewayDecodeError."""
+        ...
+
+    def decode_prefix(
+        self, raws: list[bytes], single: bool, names: dict[int, str]
+    ) -> tuple[U | None, MxGatewayDecodeError | None]:
+        """The events of the messages before the first that does not decode, and its error."""
+        ...
+
+    def size(self, unit: U) -> int: ...
+
+    def sequences(self, unit: U) -> tuple[int, int]:
+        """The worker_sequence of the first and of the last event."""
+        ...
+
+    def first_gap(self, unit: U) -> ReplayGap | None:
+        """The ReplayGap of the first event, if it is a gap sentinel."""
+        ...
+
+    def drop_replayed(self, unit: U, last: int) -> U:
+        """Without the events a replay repeats (sequence <= ``last``; gap sentinels stay)."""
+        ...
+
+    def gateway_stamps(self, unit: U) -> tuple[int | None, int | None]:
+        """The gateway receive time of the first and of the last event."""
+        ...
+
+    def to_caller(self, unit: U, handles: HandleMap) -> U:
+        """``unit`` with the live handles replaced by the caller's (after a recovery)."""
+        ...
+
+    def marker(self, recovered: SessionRecovered) -> U:
+        """A unit holding only the marker of a session recovery."""
+        ...
+
+    def write_completes(self, unit: U) -> Iterable[MxEvent]:
+        """Its ON_WRITE_COMPLETE events (for confirmed writes)."""
+        ...
+
+
+class _Structs:
+    """Lists of MxEvent structs."""
+
+    def decode(self, raws: list[bytes], single: bool, names: dict[int, str]) -> list[MxEvent]:
+        if single:
+            decode_event = _codec.impl.decode_event
+            return [decode_event(raw, names) for raw in raws]
+        decode_batch = _codec.impl.decode_event_batch
+        if len(raws) == 1:
+            events: list[MxEvent] = decode_batch(raws[0], names)
+            return events
+        return [e for raw in raws for e in decode_batch(raw, names)]
+
+    def decode_prefix(
+        self, raws: list[bytes], single: bool, names: dict[int, str]
+    ) -> tuple[list[MxEvent] | None, MxGatewayDecodeError | None]:
+        events: list[MxEvent] = []
+        for raw in raws:
+            try:
+                events.extend(self.decode([raw], single, names))
+            except MxGatewayDecodeError as error:
+                return events, error
+        return events, None
+
+    def size(self, unit: list[MxEvent]) -> int:
+        return len(unit)
+
+    def sequences(self, unit: list[MxEvent]) -> tuple[int, int]:
+        return unit[0].worker_sequence, unit[-1].worker_sequence
+
+    def first_gap(self, unit: list[MxEvent]) -> ReplayGap | None:
+        return unit[0].replay_gap
+
+    def drop_replayed(self, unit: list[MxEvent], last: int) -> list[MxEvent]:
+        return [e for e in unit if e.replay_gap is not None or e.worker_sequence > last]
+
+    def gateway_stamps(self, unit: list[MxEvent]) -> tuple[int | None, int | None]:
+        return unit[0].gateway_receive_timestamp_ns, unit[-1].gateway_receive_timestamp_ns
+
+    def to_caller(self, unit: list[MxEvent], handles: HandleMap) -> list[MxEvent]:
+        return handles.events_to_caller(unit)
+
+    def marker(self, recovered: SessionRecovered) -> list[MxEvent]:
+        return [marker_event(recovered)]
+
+    def write_completes(self, unit: list[MxEvent]) -> Iterable[MxEvent]:
+        return unit
+
+
+STRUCTS: Shape[list[MxEvent]] = _Structs()
+"""The shape of ``stream_events`` and ``stream_event_batches``."""
+
+
+class ColumnsShape:
+    """EventColumns (numpy, imported when this shape is made)."""
+
+    def __init__(self) -> None:
+        from mxgateway import columns
+
+        self._columns = columns
+
+    def decode(self, raws: list[bytes], single: bool, names: dict[int, str]) -> EventColumns:
+        return self._columns._from_parts(_codec.impl._decode_columns(raws, names, single))
+
+    def decode_prefix(
+        self, raws: list[bytes], single: bool, names: dict[int, str]
+    ) -> tuple[EventColumns | None, MxGatewayDecodeError | None]:
+        parts: list[EventColumns] = []
+        error: MxGatewayDecodeError | None = None
+        for raw in raws:
+            try:
+                parts.append(self.decode([raw], single, names))
+            except MxGatewayDecodeError as exc:
+                error = exc
+                break
+        return (self._columns.EventColumns.concat(parts) if parts else None), error
+
+    def size(self, unit: EventColumns) -> int:
+        return len(unit)
+
+    def sequences(self, unit: EventColumns) -> tuple[int, int]:
+        return unit._sequence_at(0), unit._sequence_at(len(unit) - 1)
+
+    def first_gap(self, unit: EventColumns) -> ReplayGap | None:
+        others = unit.others
+        if others and others[0][0] == 0:
+            return others[0][1].replay_gap
+        return None
+
+    def drop_replayed(self, unit: EventColumns, last: int) -> EventColumns:
+        keep = unit.worker_sequence > last
+        for row, event in unit.others:
+            if event.replay_gap is not None:
+                keep[row] = True
+        rows = keep.nonzero()[0]
+        if len(rows) == len(unit):
+            return unit
+        if len(rows) and int(rows[-1]) - int(rows[0]) + 1 == len(rows):
+            return unit[int(rows[0]) : int(rows[-1]) + 1]  # a contiguous run: views
+        return unit.take(rows)
+
+    def gateway_stamps(self, unit: EventColumns) -> tuple[int | None, int | None]:
+        return unit._gateway_ns_at(0), unit._gateway_ns_at(len(unit) - 1)
+
+    def to_caller(self, unit: EventColumns, handles: HandleMap) -> EventColumns:
+        return self._columns._map_handles(unit, handles.server_to_caller, handles.item_to_caller)
+
+    def marker(self, recovered: SessionRecovered) -> EventColumns:
+        return self._columns._of_events([marker_event(recovered)])
+
+    def write_completes(self, unit: EventColumns) -> Iterable[MxEvent]:
+        rows = (unit.family == MxEventFamily.ON_WRITE_COMPLETE).nonzero()[0]
+        return [unit.row(int(i)) for i in rows]
+
+
 def _open_messages(session: Session, path: EventPath, request: pb.StreamEventsRequest) -> Any:
     client = session._client
     options = client.options
@@ -82,7 +252,7 @@ def _open_messages(session: Session, path: EventPath, request: pb.StreamEventsRe
     return aio_messages(multicallable, request, metadata=options.metadata)
 
 
-async def event_lists(
+def event_lists(
     session: Session,
     *,
     prefer: EventPath,
@@ -91,7 +261,29 @@ async def event_lists(
     resume: bool = True,
     retry_budget_s: float = 30.0,
 ) -> AsyncGenerator[list[MxEvent], None]:
-    """Yield the session's events in lists, decoded from raw bytes.
+    """``event_units`` in the STRUCTS shape: the session's events in lists of MxEvent."""
+    return event_units(
+        session,
+        STRUCTS,
+        prefer=prefer,
+        max_batch_events=max_batch_events,
+        after_worker_sequence=after_worker_sequence,
+        resume=resume,
+        retry_budget_s=retry_budget_s,
+    )
+
+
+async def event_units(
+    session: Session,
+    shape: Shape[U],
+    *,
+    prefer: EventPath,
+    max_batch_events: int = 0,
+    after_worker_sequence: int = 0,
+    resume: bool = True,
+    retry_budget_s: float = 30.0,
+) -> AsyncGenerator[U, None]:
+    """Yield the session's events in units of ``shape``, decoded from raw bytes.
 
     ``prefer="batches"`` uses StreamEventBatches unless the client already learnt that the
     gateway lacks it (UNIMPLEMENTED: then StreamEvents, for this client from then on). With
@@ -124,13 +316,20 @@ async def event_lists(
     try:
         async with contextlib.aclosing(
             _attached(
-                session, prefer, max_batch_events, after_worker_sequence, resume, reconnect, stats
+                session,
+                shape,
+                prefer,
+                max_batch_events,
+                after_worker_sequence,
+                resume,
+                reconnect,
+                stats,
             )
-        ) as lists:
-            async for events in lists:
+        ) as units:
+            async for unit in units:
                 if session._outcomes:
-                    session._route_outcomes(events)
-                yield events
+                    session._route_outcomes(shape.write_completes(unit))
+                yield unit
     finally:
         session._active_streams -= 1
         if session._outcomes and not session._active_streams:
@@ -140,17 +339,16 @@ async def event_lists(
 
 async def _attached(
     session: Session,
+    shape: Shape[U],
     prefer: EventPath,
     max_batch_events: int,
     last: int,
     resume: bool,
     reconnect: Reconnect,
     stats: StreamStats,
-) -> AsyncGenerator[list[MxEvent], None]:
-    """The loop of ``event_lists``: attach, read, resume, recover (see there)."""
+) -> AsyncGenerator[U, None]:
+    """The loop of ``event_units``: attach, read, resume, recover (see there)."""
     client = session._client
-    decode_batch = _codec.impl.decode_event_batch
-    decode_event = _codec.impl.decode_event
     handles = session._handles
     attached_id = session.session_id
     attempts = 0
@@ -165,7 +363,7 @@ async def _attached(
             if recovered is not None and recovered.new_session_id == attached_id:
                 stats.recoveries += 1
                 stats.session_id = attached_id
-                yield [marker_event(msgspec.structs.replace(recovered, last_sequence=last))]
+                yield shape.marker(msgspec.structs.replace(recovered, last_sequence=last))
             last, attempts, refused_since = 0, 0, None
         path: EventPath = "single" if client._batches_offered is False else prefer
         session._set_event_path(path)
@@ -190,41 +388,36 @@ async def _attached(
                 reconnect.healthy()
                 stats.arrived(raws)
                 broken: MxGatewayDecodeError | None = None
+                single = path == "single"
+                names = session._live_names()
+                unit: U | None
                 try:
-                    names = session._live_names()
-                    if path == "single":
-                        events = [decode_event(raw, names) for raw in raws]
-                    elif len(raws) == 1:
-                        events = decode_batch(raws[0], names)
-                    else:
-                        events = [e for raw in raws for e in decode_batch(raw, names)]
+                    unit = shape.decode(raws, single, names)
                 except MxGatewayDecodeError:
                     # Deliver what decoded before the bad message, then end the stream with
                     # the error (resuming would only fetch the same bytes again).
                     stats.decode_errors += 1
-                    events, broken = _decoded_prefix(raws, path, session._live_names())
-                if not events:
+                    unit, broken = shape.decode_prefix(raws, single, names)
+                if unit is None or not shape.size(unit):
                     if broken is not None:
                         raise broken
                     continue
                 # Drop what a replay repeats (only on resume; gap sentinels always pass).
-                first = events[0]
-                if last and first.replay_gap is None and 0 < first.worker_sequence <= last:
-                    events = [
-                        e for e in events if e.replay_gap is not None or e.worker_sequence > last
-                    ]
-                    if not events:
+                first, sequence = shape.sequences(unit)
+                if last and 0 < first <= last and shape.first_gap(unit) is None:
+                    unit = shape.drop_replayed(unit, last)
+                    if not shape.size(unit):
                         if broken is not None:
                             raise broken
                         continue
-                sequence = events[-1].worker_sequence
+                    sequence = shape.sequences(unit)[1]
                 if sequence > last:
                     last = sequence
-                gap = events[0].replay_gap
+                gap = shape.first_gap(unit)
                 if gap is not None:
                     stats.gap(gap.requested_after_sequence, gap.oldest_available_sequence)
-                stats.handed(events)
-                yield handles.events_to_caller(events)
+                stats.handed_unit(shape.size(unit), sequence, *shape.gateway_stamps(unit))
+                yield shape.to_caller(unit, handles)
                 if broken is not None:
                     raise broken
             if client._closing:
@@ -288,24 +481,6 @@ async def _recover(
     except (MxGatewayTransportError, MxGatewayTimeoutError) as exc:
         ready = session._client._reconnected_waiter()
         await reconnect.wait(f"recovering the session: {exc}", ready=ready)
-
-
-def _decoded_prefix(
-    raws: list[bytes], path: EventPath, names: dict[int, str]
-) -> tuple[list[MxEvent], MxGatewayDecodeError | None]:
-    """The events of the messages before the first that does not decode, and its error."""
-    decode = _codec.impl.decode_event if path == "single" else _codec.impl.decode_event_batch
-    events: list[MxEvent] = []
-    for raw in raws:
-        try:
-            decoded = decode(raw, names)
-        except MxGatewayDecodeError as error:
-            return events, error
-        if path == "single":
-            events.append(decoded)
-        else:
-            events.extend(decoded)
-    return events, None
 
 
 def _status(error: grpc.RpcError) -> tuple[grpc.StatusCode, str]:

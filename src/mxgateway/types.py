@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import msgspec
 
 __all__ = [
+    "TIMESTAMP_ABSENT",
     "AcknowledgeResult",
     "ActiveAlarm",
     "AlarmConditionState",
@@ -54,6 +55,7 @@ __all__ = [
     "SessionState",
     "TagChange",
     "TagValue",
+    "ValueKind",
     "WriteOutcome",
     "alarm_is_acked",
     "alarm_is_active",
@@ -507,6 +509,35 @@ EMPTY_EVENT = MxEvent(
     alarm_transition=None,
 )
 """An event that carries nothing: a base for ``msgspec.structs.replace`` (markers, tests)."""
+
+
+TIMESTAMP_ABSENT: Final = -(2**63)
+"""An absent timestamp in an EventColumns timestamp column (int64 nanoseconds): the value
+numpy reads as ``NaT`` in ``datetime64[ns]`` and Arrow/pandas/polars exports turn into null."""
+
+
+class ValueKind(enum.IntEnum):
+    """Which value column of an EventColumns row holds its value (``value_kind``)."""
+
+    ABSENT = 0
+    """The event has no MxValue (``has_value`` False, ``value`` None)."""
+    NONE = 1
+    """An MxValue without a kind arm (``value`` None)."""
+    BOOL = 2
+    """``value_bool``."""
+    INT = 3
+    """``value_int`` (int32 or int64 arm)."""
+    FLOAT = 4
+    """``value_float`` (double, or float widened exactly)."""
+    STRING = 5
+    """``value_data[value_offsets[i]:value_offsets[i + 1]]`` (UTF-8)."""
+    TIME = 6
+    """``value_int``: the timestamp in nanoseconds since the epoch (``value`` is its datetime,
+    floored to microseconds)."""
+    ELAPSED = 7
+    """``value_int``: the duration in nanoseconds (``value`` is its timedelta)."""
+    OTHER = 255
+    """The row's event did not fit the columns: it is in ``others``, whole."""
 
 
 class ActiveAlarm(msgspec.Struct, frozen=True, gc=False):

@@ -37,6 +37,7 @@ from mxgateway_cli._exit_codes import (
 from mxgateway_cli._extras import require_extras
 from mxgateway_cli._galaxy_cmds import add_galaxy_commands
 from mxgateway_cli._output import emit, emit_error, redact
+from mxgateway_cli._record import add_record_command
 from mxgateway_cli._session_cmds import add_session_commands
 from mxgateway_cli._sim import add_sim_parser
 
@@ -145,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_session_commands(commands)
     add_event_commands(commands)
+    add_record_command(commands)
     add_galaxy_commands(commands)
     add_alarm_commands(commands)
 

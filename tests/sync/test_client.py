@@ -27,6 +27,7 @@ from mxgateway import (
     TagValue,
     WriteOutcome,
 )
+from mxgateway.columns import EventColumns
 from mxgateway.generated import galaxy_repository_pb2 as gpb
 from mxgateway.sync import GalaxyRepositoryClient, GatewayClient, Session, Stream
 from tests.sync.conftest import SimHost
@@ -120,6 +121,11 @@ def test_session_commands_and_streams(client: GatewayClient, sim: SimHost) -> No
         batch = next(batches)
         assert batch and all(isinstance(e, MxEvent) for e in batch)
         batches.close()
+        with session.stream_event_columns() as columns:
+            assert_type(columns, Stream[EventColumns])
+            unit = next(columns)
+            assert len(unit) and unit.row(0).worker_sequence == int(unit.worker_sequence[0])
+        assert columns.closed
         session.unadvise(server, item)
         session.remove_item(server, item)
         assert item not in session.items

@@ -11,8 +11,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final, cast
 
-from mxgateway import _codec
 from mxgateway.generated import mxaccess_gateway_pb2 as pb
+from mxgateway.sim import _flood as _codec
 from mxgateway.sim._status import ok_status
 from mxgateway.sim._values import timestamp
 

@@ -446,3 +446,6 @@ class Session(_Bridge):
     stream_event_batches = _streaming(
         AsyncSession.stream_event_batches, read_ahead=_READ_AHEAD_LISTS
     )
+    stream_event_columns = _streaming(
+        AsyncSession.stream_event_columns, read_ahead=_READ_AHEAD_LISTS
+    )
