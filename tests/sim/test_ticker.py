@@ -33,9 +33,10 @@ async def test_changes_are_spread_evenly_and_on_time(gateway_factory) -> None:
         events = await _changes(gw, 200)
     stamps = [e.source_timestamp.ToNanoseconds() for e in events]
     assert stamps == sorted(stamps)
-    # The old ticker stepped every item in one tick: 8 changes per timestamp. Spread evenly,
-    # (nearly) every change has its own instant.
-    assert len(set(stamps)) >= 0.75 * len(stamps)
+    # The old ticker stepped every item in one tick: 8 changes per timestamp (1/8 distinct).
+    # Spread evenly, (nearly) every change has its own instant; on a loaded machine a late
+    # timer wakes several due changes at once, so the bound leaves room for that.
+    assert len(set(stamps)) >= 0.5 * len(stamps)
     gaps_ms = [(b - a) / 1e6 for a, b in itertools.pairwise(stamps)]
     expected_gap_ms = 1000 / (RATE * len(REFS))  # 5 ms
     assert expected_gap_ms / 2 <= statistics.median(gaps_ms) <= expected_gap_ms * 2
@@ -48,13 +49,15 @@ async def test_changes_are_spread_evenly_and_on_time(gateway_factory) -> None:
         item_gaps = [b - a for a, b in itertools.pairwise(item_stamps)]
         assert 0.8 * period_ns <= statistics.median(item_gaps) <= 1.2 * period_ns
         # Each change is due at origin + k periods: late by about the loop's timer resolution
-        # (~1 ms) on an idle machine, and by no more than 10 ms in the median on a loaded one
-        # (the old 50 ms ticker was off its periods by up to 20 ms, 10 ms in the median).
+        # (~1 ms) on an idle machine; 13.5 ms in the median was seen at load 6-10 on 2 cores,
+        # so the bound is 25 ms: it catches changes held back to a coarse tick (a 50 ms tick
+        # is late by 25 ms in the median), while the distinct-stamps check above catches the
+        # old all-items-in-one-tick ticker.
         first = item_stamps[0]
         steps = [round((t - first) / period_ns) for t in item_stamps]
         offsets = [t - k * period_ns for t, k in zip(item_stamps, steps, strict=True)]
         origin = min(offsets)
-        assert statistics.median(x - origin for x in offsets) <= 10e6
+        assert statistics.median(x - origin for x in offsets) <= 25e6
 
 
 async def test_step_values_steps_every_advised_item_now(gateway_factory) -> None:
