@@ -23,6 +23,7 @@ from typing import NoReturn, cast
 import mxgateway
 from mxgateway_cli._alarm_cmds import add_alarm_commands
 from mxgateway_cli._bench import add_bench_arguments
+from mxgateway_cli._bridge_cmds import add_bridge_commands
 from mxgateway_cli._connection import json_parent
 from mxgateway_cli._event_cmds import add_event_commands
 from mxgateway_cli._exit_codes import (
@@ -107,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_event_commands(commands)
     add_galaxy_commands(commands)
     add_alarm_commands(commands)
+    add_bridge_commands(commands)
 
     bench = commands.add_parser(
         "bench-stream-events",
