@@ -8,7 +8,7 @@ mapping are in docs/bridge.md and in the docstrings of ``_records``, ``_publishe
 """
 
 from mxgateway.bridge._bridge import Bridge, BridgeConfig, BridgeStats, Layout
-from mxgateway.bridge._consume import consume, consume_batches, decode_message
+from mxgateway.bridge._consume import consume, consume_batches, decode_message, item_names
 from mxgateway.bridge._errors import BridgeError, BridgeFencedError, NatsUnavailableError
 from mxgateway.bridge._nats import NatsOptions, connect_nats, mask_url
 from mxgateway.bridge._records import LAYOUT_VERSION
@@ -28,6 +28,7 @@ __all__ = [
     "consume",
     "consume_batches",
     "decode_message",
+    "item_names",
     "mask_url",
     "tag_of_subject",
     "tag_of_tokens",

@@ -31,7 +31,11 @@ from typing import TYPE_CHECKING, Any, Literal
 import msgspec
 
 from mxgateway._client import GatewayClient
-from mxgateway._errors import MxGatewaySessionNotFoundError
+from mxgateway._errors import (
+    MxGatewayEventQueueOverflowError,
+    MxGatewayProtocolError,
+    MxGatewaySessionNotFoundError,
+)
 from mxgateway._options import ClientOptions
 from mxgateway._recovery import _Server
 from mxgateway._session import Session
@@ -289,18 +293,27 @@ class Bridge:
             )
             lease = Lease(store, config.takeover_s)
             async with await GatewayClient.connect(options=self.gateway) as client:
+                held = False
                 while not stop.is_set():
-                    self._notify("standby", {"bridge": config.bridge_name})
-                    if not await lease.acquire(stop):
-                        break
-                    self.stats.takeovers += 1
+                    if not held:
+                        self._notify("standby", {"bridge": config.bridge_name})
+                        if not await lease.acquire(stop):
+                            break
+                        self.stats.takeovers += 1
+                    held = False
                     try:
                         await self._active(nc, js, store, lease, client, stop)
                     except BridgeFencedError as fenced:
+                        if await lease.confirm():
+                            # The lease is still ours: a bridge that held it before (frozen,
+                            # then thawed) appended to the stream. Its messages continue the
+                            # chain; go on after them.
+                            logger.warning("%s; the lease is still ours: resuming", fenced)
+                            held = True
+                            continue
                         self.stats.fenced += 1
                         logger.warning("stopped forwarding: %s", fenced)
                         self._notify("fenced", {"reason": str(fenced)})
-                        continue
         finally:
             with contextlib.suppress(Exception):
                 await nc.close()
@@ -332,6 +345,7 @@ class Bridge:
             ack_every=config.ack_every,
             ack_timeout_s=config.ack_timeout_s,
             on_stored=self._on_stored,
+            gate=lease,
         )
         await publisher.start(tail)
         self._publisher = publisher
@@ -539,6 +553,49 @@ class Bridge:
         after: int,
         check_first: bool,
     ) -> None:
+        """Forward the session's events; a stream the gateway refuses because the session
+        still has a subscriber (the bridge this one took over from, not yet gone) is tried
+        again within the retry budget; a session whose queue overflowed (JetStream was away
+        longer than the gateway could queue) is replaced by a new one when the bridge owns it."""
+        refused_since: float | None = None
+        while True:
+            try:
+                await self._forward_stream(session, store, publisher, records, after, check_first)
+                return
+            except MxGatewayEventQueueOverflowError as overflow:
+                if not session.recovers:
+                    raise
+                logger.warning(
+                    "session %s overflowed (%s); recovering", session.session_id, overflow
+                )
+                old, last = session.session_id, self._position[1]
+                await session._recover(old, last, f"overflow: {overflow}")
+                await self._record_recovery(session, store, publisher, records)
+            except MxGatewayProtocolError as refused:
+                if refused.grpc_code != "FAILED_PRECONDITION" or "subscriber" not in str(refused):
+                    raise
+                now = time.monotonic()
+                refused_since = refused_since or now
+                if now - refused_since > self.config.retry_budget_s:
+                    raise
+                logger.warning(
+                    "session %s still has another subscriber; waiting", session.session_id
+                )
+                await asyncio.sleep(1.0)
+            check_first = False
+            session_id, after = self._position
+            if session_id != session.session_id:
+                after = 0
+
+    async def _forward_stream(
+        self,
+        session: Session,
+        store: StateStore,
+        publisher: ChainPublisher,
+        records: Records,
+        after: int,
+        check_first: bool,
+    ) -> None:
         items_layout = self.config.layout == "items"
         stats = self.stats
         put = publisher.put
@@ -569,6 +626,10 @@ class Bridge:
                 if first.replay_gap is not None:
                     await put(records.gap(first))
                     stats.gaps += 1
+                    self._position = (
+                        first.session_id,
+                        first.replay_gap.oldest_available_sequence - 1,
+                    )
                     events = events[1:]
                     if not events:
                         continue

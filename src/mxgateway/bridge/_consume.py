@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from nats.aio.msg import Msg
     from nats.js.client import JetStreamContext
 
-__all__ = ["consume", "consume_batches", "decode_message"]
+__all__ = ["consume", "consume_batches", "decode_message", "item_names"]
 
 logger = logging.getLogger("mxgateway.bridge")
 
@@ -81,6 +81,15 @@ class _Names:
                 logger.debug("no item names for session %s: %r", session_id, error)
         self._by_session[session_id] = names
         return names
+
+
+async def item_names(
+    nc: NATS, session_id: str, bridge: str, *, kv_bucket: str = "mxgw-bridge"
+) -> dict[int, str]:
+    """Item handle → reference of a session bridge ``bridge`` forwarded (what it saved in
+    ``kv_bucket``; {} when nothing was saved): the names for ``decode_message`` of a batch
+    message, whose bytes carry handles only."""
+    return await _Names(nc.jetstream(), kv_bucket, bridge).of(session_id, bridge)
 
 
 def decode_message(msg: Msg, prefix: str, names: dict[int, str] | None = None) -> list[MxEvent]:

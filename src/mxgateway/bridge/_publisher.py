@@ -34,7 +34,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from mxgateway.bridge._errors import BridgeError, BridgeFencedError
 from mxgateway.bridge._records import HDR_BRIDGE, HDR_LAST, HDR_SESSION, Outbound
@@ -116,6 +116,13 @@ async def read_tail(js: JetStreamContext, stream: str) -> StreamTail:
     return StreamTail(last, headers.get(MSG_ID), headers)
 
 
+class Gate(Protocol):
+    """What may hold sends back: the lease (``_state.Lease``), which must be fresh."""
+
+    def fresh(self) -> bool: ...
+    async def wait_fresh(self) -> None: ...
+
+
 class _Entry:
     __slots__ = ("asked", "headers", "message", "sent_at", "serial")
 
@@ -134,7 +141,8 @@ class ChainPublisher:
     waiting while the window is full; ``drain`` waits until everything sent is stored.
     ``on_stored`` is called, in order, for each message JetStream stored (only the
     acknowledged one of a run: the ones before it are implied). ``bridge`` names this writer:
-    a stream tail written by another bridge raises BridgeFencedError.
+    a stream tail written by another bridge raises BridgeFencedError. ``gate`` (the lease)
+    holds every send until it is fresh.
     """
 
     def __init__(
@@ -149,6 +157,7 @@ class ChainPublisher:
         ack_every: int = 64,
         ack_timeout_s: float = 10.0,
         on_stored: Callable[[Outbound], None] | None = None,
+        gate: Gate | None = None,
     ) -> None:
         if not 1 <= max_pending <= 1_000_000:
             raise ValueError("max_pending must be in 1 .. 1000000")
@@ -167,6 +176,7 @@ class ChainPublisher:
         self._ack_every = ack_every
         self._ack_timeout_s = ack_timeout_s
         self._on_stored = on_stored
+        self._gate = gate
         self._window: collections.deque[_Entry] = collections.deque()
         self._window_bytes = 0
         self._serial = 0
@@ -279,6 +289,9 @@ class ChainPublisher:
         await self._publish(entry, ask)
 
     async def _publish(self, entry: _Entry, ask: bool) -> None:
+        gate = self._gate
+        if gate is not None and not gate.fresh():
+            await gate.wait_fresh()  # a lease not renewed lately may be someone else's now
         reply = ""
         if ask:
             reply = f"{self._inbox}.{self._epoch}_{entry.serial}"

@@ -249,16 +249,27 @@ def _dead_here(holder: dict[str, Any]) -> bool:
 
 class Lease:
     """Who forwards for bridge ``name`` (module docstring). ``acquire`` waits as a standby;
-    ``keep`` renews until the lease is lost (BridgeFencedError); ``release`` hands it over."""
+    ``keep`` renews until the lease is lost (BridgeFencedError); ``release`` hands it over.
+
+    ``fresh`` says whether the lease was renewed recently enough to act on it: a holder that
+    was frozen (a stopped process, a long pause) must not publish on a lease a standby may have
+    taken meanwhile, so ``wait_fresh`` holds the publisher until a renewal succeeds (or raises
+    BridgeFencedError when it fails because another bridge holds the lease)."""
 
     def __init__(self, store: StateStore, takeover_s: float) -> None:
         self._kv = store.kv
         self._key = f"{store.name}.lease"
         self.takeover_s = takeover_s
         self.renew_every_s = takeover_s / 4
+        # A standby takes over after takeover_s without a new revision, measured from when it
+        # saw the last one; acting on a lease renewed longer ago than this is not safe.
+        self.fresh_for_s = takeover_s / 2
         self._poll_s = min(0.5, takeover_s / 8)
         self._me = _holder()
         self._revision: int | None = None
+        self._renewed_at = float("-inf")
+        self._renewed = asyncio.Event()
+        self._lost: BridgeFencedError | None = None
 
     @property
     def holder_id(self) -> str:
@@ -266,6 +277,30 @@ class Lease:
 
     def _value(self) -> bytes:
         return json.dumps({**self._me, "renewed": time.time()}, sort_keys=True).encode()
+
+    def _mine(self, value: bytes | None) -> bool:
+        with contextlib.suppress(ValueError, TypeError):
+            return bool(json.loads(value or b"{}").get("holder") == self._me["holder"])
+        return False
+
+    def _held(self, revision: int, since: float) -> None:
+        self._revision = revision
+        self._renewed_at = since
+        self._lost = None
+        self._renewed.set()
+
+    def fresh(self) -> bool:
+        """Renewed within ``fresh_for_s`` (cheap: for every publish)."""
+        return time.monotonic() - self._renewed_at < self.fresh_for_s
+
+    async def wait_fresh(self) -> None:
+        """Wait until the lease is fresh again; BridgeFencedError once it is lost."""
+        while not self.fresh():
+            if self._lost is not None:
+                raise self._lost
+            self._renewed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._renewed.wait(), self._poll_s)
 
     async def acquire(self, stop: asyncio.Event) -> bool:
         """Wait until this bridge holds the lease (True) or ``stop`` is set (False)."""
@@ -275,14 +310,16 @@ class Lease:
         seen_at = time.monotonic()
         announced = False
         while not stop.is_set():
+            started = time.monotonic()
             try:
-                self._revision = await self._kv.create(self._key, self._value())
+                self._held(await self._kv.create(self._key, self._value()), started)
                 return True
             except KeyWrongLastSequenceError:
                 pass
             except Exception as error:
                 if not _transient(error):
                     raise
+                seen_revision = None  # time unobserved does not count towards a takeover
                 await _pause(stop, self._poll_s)
                 continue
             try:
@@ -292,12 +329,18 @@ class Lease:
             except Exception as error:
                 if not _transient(error):
                     raise
+                seen_revision = None
                 await _pause(stop, self._poll_s)
                 continue
             now = time.monotonic()
             holder: dict[str, Any] = {}
             with contextlib.suppress(ValueError):
                 holder = json.loads(entry.value or b"{}")
+            if self._mine(entry.value):
+                # Our own write that landed after we gave up on it (a timeout while NATS was
+                # away): the lease is ours.
+                self._held(entry.revision or 0, now)
+                return True
             if entry.revision != seen_revision:
                 seen_revision, seen_at = entry.revision, now
                 if not announced:
@@ -313,43 +356,90 @@ class Lease:
             expired = now - seen_at >= self.takeover_s - self._poll_s
             if expired or _dead_here(holder):
                 try:
-                    self._revision = await self._kv.update(
-                        self._key, self._value(), last=entry.revision
-                    )
-                    logger.warning("took over the bridge lease (revision %d)", self._revision)
+                    revision = await self._kv.update(self._key, self._value(), last=entry.revision)
+                    self._held(revision, now)
+                    logger.warning("took over the bridge lease (revision %d)", revision)
                     return True
                 except KeyWrongLastSequenceError:
                     continue  # renewed or taken by another standby: watch again
                 except Exception as error:
                     if not _transient(error):
                         raise
+                    seen_revision = None
             await _pause(stop, self._poll_s)
         return False
 
     async def keep(self) -> None:
         """Renew the lease until it is lost: raises BridgeFencedError then. NATS being away
-        is waited out (a standby cannot take over meanwhile either, unless it reaches NATS:
-        then the renewal that follows fails and this raises)."""
-        from nats.js.errors import KeyWrongLastSequenceError
+        is waited out (the publisher waits too: the lease is not fresh)."""
+        from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 
         while True:
-            await asyncio.sleep(self.renew_every_s)
+            # Renew early after a pause longer than planned (a frozen process thawed).
+            wait = self._renewed_at + self.renew_every_s - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            started = time.monotonic()
             try:
-                self._revision = await self._kv.update(
-                    self._key, self._value(), last=self._revision
-                )
+                revision = await self._kv.update(self._key, self._value(), last=self._revision)
+                self._held(revision, started)
+                continue
             except KeyWrongLastSequenceError:
-                raise BridgeFencedError("another bridge of this name took over the lease") from None
+                pass
             except Exception as error:
                 if not _transient(error):
                     raise
                 logger.warning("renewing the bridge lease failed (%s); trying again", error)
+                await asyncio.sleep(self._poll_s)
+                continue
+            # Refused: someone else's revision, or our own earlier renewal that timed out
+            # here and landed later (NATS sends what it buffered on reconnect).
+            try:
+                entry = await self._kv.get(self._key)
+            except KeyNotFoundError:
+                entry = None
+            except Exception as error:
+                if not _transient(error):
+                    raise
+                await asyncio.sleep(self._poll_s)
+                continue
+            if entry is not None and self._mine(entry.value):
+                self._revision = entry.revision
+                continue
+            self._lost = BridgeFencedError("another bridge of this name took over the lease")
+            self._renewed.set()
+            raise self._lost
+
+    async def confirm(self) -> bool:
+        """Renew now: True while the lease is this bridge's, False once another holds it."""
+        from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+
+        while True:
+            started = time.monotonic()
+            try:
+                revision = await self._kv.update(self._key, self._value(), last=self._revision)
+                self._held(revision, started)
+                return True
+            except KeyWrongLastSequenceError:
+                try:
+                    entry = await self._kv.get(self._key)
+                except KeyNotFoundError:
+                    return False
+                if self._mine(entry.value):
+                    self._revision = entry.revision
+                    continue
+                return False
+            except Exception as error:
+                if not _transient(error):
+                    raise
+                await asyncio.sleep(self._poll_s)
 
     async def release(self) -> None:
         """Give the lease up (a standby takes over at once); best effort."""
         if self._revision is None:
             return
         revision, self._revision = self._revision, None
+        self._renewed_at = float("-inf")
         try:
             await self._kv.delete(self._key, last=revision)
         except Exception as error:
