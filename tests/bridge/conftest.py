@@ -101,7 +101,9 @@ class BridgeProcess:
                 if len(found) >= count:
                     return dict(found[count - 1])
                 if self.process is not None and self.process.returncode is not None:
-                    raise AssertionError(f"bridge exited: {self.process.returncode}\n{self.stderr}")
+                    raise AssertionError(
+                        f"bridge exited: {self.process.returncode}\n{self.lines}\n{self.stderr}"
+                    )
                 self._changed.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._changed.wait(), 0.5)
@@ -142,10 +144,16 @@ async def bridge_process(args: list[str], log: Path) -> AsyncIterator[BridgeProc
 
 async def wait_stored(nc: NATS, stream: str, at_least: int, timeout: float = 60.0) -> int:
     """Wait until ``stream`` holds at least ``at_least`` messages; returns how many."""
-    js = nc.jetstream()
+    from nats.errors import Error as NatsError
+
+    js = nc.jetstream(timeout=2.0)
     async with asyncio.timeout(timeout):
         while True:
-            info = await js.stream_info(stream)
+            try:
+                info = await js.stream_info(stream)
+            except NatsError:  # electing a leader, or the server restarting: ask again
+                await asyncio.sleep(0.2)
+                continue
             if info.state.messages >= at_least:
                 return int(info.state.messages)
             await asyncio.sleep(0.1)

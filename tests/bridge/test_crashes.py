@@ -29,7 +29,9 @@ async def _stored(nats: NatsServer, stream: str) -> int:
 
 async def test_sigkill_and_restart_three_times(tmp_path: Path, nats_server: NatsServer) -> None:
     """The issue's acceptance run: 20 items, killed (SIGKILL) and restarted, then SIGINT."""
-    async with SimulatedGateway(SimConfig(galaxy_size=60, rate=10.0, replay_capacity=100_000)) as sim:
+    async with SimulatedGateway(
+        SimConfig(galaxy_size=60, rate=10.0, replay_capacity=100_000)
+    ) as sim:
         args = [
             *gateway_flags(sim),
             "--items-file",
@@ -76,7 +78,9 @@ async def test_standby_takes_over_a_frozen_then_a_dead_active(
     """A frozen active (SIGSTOP) loses the lease to the standby after --takeover-seconds and,
     thawed, finds itself fenced and stands by; then the new active dies (SIGKILL) and the
     first takes over again. Nothing is lost or doubled across the three hand-overs."""
-    async with SimulatedGateway(SimConfig(galaxy_size=60, rate=10.0, replay_capacity=100_000)) as sim:
+    async with SimulatedGateway(
+        SimConfig(galaxy_size=60, rate=10.0, replay_capacity=100_000)
+    ) as sim:
         args = [
             *gateway_flags(sim),
             "--items-file",
@@ -140,7 +144,9 @@ async def test_standby_takes_over_a_frozen_then_a_dead_active(
 async def test_jetstream_away_for_ten_seconds(tmp_path: Path, nats_server: NatsServer) -> None:
     """The server stops for 10 s while the bridge forwards: the bridge stops reading the
     gateway (backpressure), waits, resynchronises and goes on; nothing lost, nothing twice."""
-    async with SimulatedGateway(SimConfig(galaxy_size=60, rate=10.0, replay_capacity=100_000)) as sim:
+    async with SimulatedGateway(
+        SimConfig(galaxy_size=60, rate=10.0, replay_capacity=100_000)
+    ) as sim:
         args = [
             *gateway_flags(sim),
             "--items-file",

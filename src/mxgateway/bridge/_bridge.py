@@ -280,17 +280,7 @@ class Bridge:
         nc = await connect_nats(self.nats, disconnected=on_disconnected)
         try:
             js = nc.jetstream(timeout=5.0)
-            await ensure_stream(
-                js,
-                config.stream,
-                config.prefix,
-                replicas=config.replicas,
-                max_age_s=config.max_age_s,
-                max_bytes=config.max_bytes,
-            )
-            store = await open_store(
-                js, config.kv_bucket, config.bridge_name, replicas=config.replicas
-            )
+            store = await self._prepare(js)
             lease = Lease(store, config.takeover_s)
             async with await GatewayClient.connect(options=self.gateway) as client:
                 held = False
@@ -319,6 +309,44 @@ class Bridge:
                 await nc.close()
         self._notify("stopped", self.stats.as_dict())
         return self.stats
+
+    async def _prepare(self, js: JetStreamContext) -> StateStore:
+        """The stream and the bucket (created when missing). A JetStream that is not ready
+        yet (a cluster electing its leaders) is waited for within the retry budget."""
+        from mxgateway.bridge._errors import NatsUnavailableError
+        from mxgateway.bridge._publisher import _temporary
+
+        config = self.config
+        deadline = time.monotonic() + config.retry_budget_s
+        delay = 0.1
+        while True:
+            try:
+                await ensure_stream(
+                    js,
+                    config.stream,
+                    config.prefix,
+                    replicas=config.replicas,
+                    max_age_s=config.max_age_s,
+                    max_bytes=config.max_bytes,
+                )
+                return await open_store(
+                    js, config.kv_bucket, config.bridge_name, replicas=config.replicas
+                )
+            except BridgeError as error:
+                cause = error.__cause__
+                if not isinstance(cause, Exception) or not _temporary(cause):
+                    raise
+                last: Exception = cause
+            except Exception as error:
+                if not _temporary(error):
+                    raise
+                last = error
+            if time.monotonic() > deadline:
+                raise NatsUnavailableError(
+                    f"JetStream did not answer within {config.retry_budget_s:g} s: {last!r}"
+                ) from last
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
 
     async def _active(
         self,

@@ -96,6 +96,8 @@ def _temporary(error: Exception) -> bool:
     if isinstance(error, NotFoundError):
         return False
     if isinstance(error, APIError):
+        if error.err_code == 10039:  # JetStream is not enabled on this server: no wait cures it
+            return False
         return error.code in (None, 408, 500, 503) or error.err_code in (10008, 10077)
     return isinstance(error, NatsError | TimeoutError | OSError)
 
