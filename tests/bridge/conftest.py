@@ -159,5 +159,45 @@ async def wait_stored(nc: NATS, stream: str, at_least: int, timeout: float = 60.
             await asyncio.sleep(0.1)
 
 
+async def tail_sequences(urls: list[str], stream: str, events: int) -> dict[str, list[int]]:
+    """``mxgw-py bridge-tail --from-start --json`` as a process, for ``events`` events: the
+    worker_sequences it printed, per session id (markers and gap records included as what
+    they are: a line without ``workerSequence`` fails the caller's check)."""
+    nats = [flag for url in urls for flag in ("--nats", url)]
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "mxgateway_cli",
+        "bridge-tail",
+        *nats,
+        "--stream",
+        stream,
+        "--from-start",
+        "--json",
+        "--max-events",
+        str(events),
+        "--timeout",
+        "60",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 90)
+    assert process.returncode == 0, err.decode(errors="replace")
+    sequences: dict[str, list[int]] = {}
+    for line in out.decode().splitlines():
+        event = json.loads(line)
+        assert "workerSequence" in event and not event.get("replayGap"), line
+        sequences.setdefault(event["sessionId"], []).append(int(event["workerSequence"]))
+    return sequences
+
+
+def assert_tail_is_exact(sequences: dict[str, list[int]], events: int) -> None:
+    """What the Done-when asks of ``bridge-tail``: one session id, every worker_sequence
+    once, contiguous from 1 (the stream check has shown nothing follows them)."""
+    assert len(sequences) == 1, list(sequences)
+    (seqs,) = sequences.values()
+    assert seqs == list(range(1, events + 1))
+
+
 def gateway_flags(sim: SimulatedGateway) -> list[str]:
     return ["--endpoint", sim.endpoint, "--plaintext"]

@@ -11,7 +11,14 @@ from pathlib import Path
 from mxgateway.sim import SimConfig, SimulatedGateway
 from tests.bridge._check import check_stream
 from tests.bridge._servers import NatsCluster
-from tests.bridge.conftest import bridge_process, gateway_flags, nats_client, wait_stored
+from tests.bridge.conftest import (
+    assert_tail_is_exact,
+    bridge_process,
+    gateway_flags,
+    nats_client,
+    tail_sequences,
+    wait_stored,
+)
 
 
 async def test_stream_leader_killed_while_forwarding(
@@ -50,3 +57,4 @@ async def test_stream_leader_killed_while_forwarding(
     assert len(check.sessions) == 1 and check.gaps == [] and check.recovered == []
     assert check.last(check.sessions[0]) == int(stopped["lastSequence"])
     assert check.events > 400
+    assert_tail_is_exact(await tail_sequences(survivors, "R3", check.events), check.events)
