@@ -10,11 +10,15 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from opentelemetry.instrumentation.grpc import aio_client_interceptors
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import CollectorRegistry
 
-from mxgateway import GatewayClient, MxEvent, Session
+from mxgateway import ClientOptions, GatewayClient, MxEvent, Session
 from mxgateway.metrics import instrument_otel, serve_prometheus, session_stats
 from mxgateway.sim import SimConfig, SimulatedGateway
 from tests.client._helpers import take
@@ -138,3 +142,44 @@ async def test_opentelemetry_instruments_read_the_same_counters(sim: SimulatedGa
         assert points["mxgateway.stream.lag"].value >= 0
         await session.close()
     provider.shutdown()
+
+
+async def test_opentelemetry_grpc_instrumentation_traces_calls_through_interceptors(
+    sim: SimulatedGateway,
+) -> None:
+    """docs/observability.md's tracing recipe: a span per call, the aio-read stream included."""
+    exporter = InMemorySpanExporter()
+    started = _Started()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    provider.add_span_processor(started)
+    options = ClientOptions(
+        endpoint=sim.endpoint,
+        plaintext=True,
+        event_receiver="aio",  # the thread receiver's own channel runs no interceptors
+        interceptors=aio_client_interceptors(tracer_provider=provider),  # type: ignore[no-untyped-call]
+    )
+    async with await GatewayClient.connect(options=options) as client:
+        session = await _advised(client, sim, "traced")
+        await take(session.stream_events(path="single"), 3)
+        await session.close()
+    provider.shutdown()
+    finished = [span.name for span in exporter.get_finished_spans()]
+    service = "/mxaccess_gateway.v1.MxAccessGateway/"
+    assert finished.count(service + "OpenSession") == 1
+    assert finished.count(service + "CloseSession") == 1
+    assert service + "Invoke" in finished
+    # A stream's span ends when its response iterator is finished with; one cancelled by the
+    # consumer ends when grpc lets go of it, so the stream is checked at its start.
+    assert started.names.count(service + "StreamEvents") == 1
+
+
+class _Started(SpanProcessor):
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def on_start(self, span: Span, parent_context: object = None) -> None:
+        self.names.append(span.name)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        pass
