@@ -68,10 +68,12 @@ async def _consume(url: str, stream: str, idle: float) -> dict[str, Any]:
     async def read() -> None:
         nonlocal count, last
         batches = consume_batches(nc, stream, from_start=True, batch=256, kv_bucket=None)
-        async with contextlib.aclosing(batches):
+        try:
             async for batch in batches:
                 count += len(batch)
                 last = time.time()
+        finally:
+            await batches.aclose()  # type: ignore[attr-defined]
 
     reading = asyncio.create_task(read())
     await read_expected()
@@ -116,8 +118,8 @@ async def _bridge_round(
     config = BridgeConfig(
         stream=stream,
         items=tuple(tags),
-        layout=layout,
-        close_session=True,  # type: ignore[arg-type]
+        layout=layout,  # type: ignore[arg-type]
+        close_session=True,
     )
     bridge = Bridge(ClientOptions(endpoint=endpoint, plaintext=True), nats, config, notify=notify)
     stop = asyncio.Event()
@@ -202,7 +204,7 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
             server.stop()
 
     def median(kind: str, key: str) -> float:
-        return round(statistics.median(row[key] for row in rows[kind]), 1)
+        return round(float(statistics.median(row[key] for row in rows[kind])), 1)
 
     summary: dict[str, Any] = {
         "rounds": args.rounds,
@@ -244,7 +246,8 @@ def main() -> None:
     parser.add_argument("--idle", type=float, default=3.0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.consume:
-        print(json.dumps(run(_consume(*args.consume, args.idle))), flush=True)
+        url, stream = args.consume
+        print(json.dumps(run(_consume(url, stream, args.idle))), flush=True)
         return
     print(json.dumps(run(_main(args)), sort_keys=True, default=round))
 

@@ -120,9 +120,8 @@ async def check_stream(
         assert seqs, f"an empty {kind} message"
         assert {e.session_id for e in events} == {session}
         assert seqs[0] == first and seqs[-1] == last, (seqs[0], seqs[-1], first, last)
-        want = expected.get(session)
-        if want is None:
-            want = 1 if first_from_one else first
+        known = expected.get(session)
+        want = known if known is not None else (1 if first_from_one else first)
         assert first == want, (
             f"session {session}: message {msg.metadata.sequence.stream} starts at {first}, "
             f"the stream is at {want} (a {'duplicate' if first < want else 'hole'})"
