@@ -20,23 +20,62 @@ from mxgateway.bridge import decode_message, item_names
 __all__ = ["StreamCheck", "check_stream", "read_all"]
 
 
+# Bytes one fetch may ask for: far under nats-server's per-connection max_pending (64 MB by
+# default). A fetch of 1,000 batch messages (~116 KB each under flood) once pushed more than
+# that at the reader, the server cut it as a slow consumer, and the messages in flight were
+# gone: a "hole" that was the reader's, not the stream's.
+_FETCH_BYTES = 8 * 1024 * 1024
+
+
 async def read_all(nc: NATS, stream: str) -> list[Msg]:
-    """Every message of ``stream``, in stream order."""
+    """Every message of ``stream``, in stream order, each stream sequence once.
+
+    Fetches are bounded in bytes; a lost delivery (the consumer sequence jumps: a cut
+    connection) restarts the reading after the last message read, like an ordered consumer,
+    and the result is asserted to be every sequence from the stream's first to its last."""
     js = nc.jetstream()
     info = await js.stream_info(stream)
-    last = info.state.last_seq
-    if not info.state.messages:
+    state = info.state
+    if not state.messages:
         return []
-    config = ConsumerConfig(
-        deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.NONE, inactive_threshold=30.0
-    )
-    sub = await js.pull_subscribe("", stream=stream, config=config)
+    size = max(1, state.bytes // state.messages)
+    batch = max(1, min(1000, _FETCH_BYTES // size))
     out: list[Msg] = []
-    try:
-        while not out or out[-1].metadata.sequence.stream < last:
-            out.extend(await sub.fetch(1000, timeout=5))
-    finally:
-        await sub.unsubscribe()
+    restarts = 0
+    while not out or out[-1].metadata.sequence.stream < state.last_seq:
+        start = out[-1].metadata.sequence.stream + 1 if out else state.first_seq
+        config = ConsumerConfig(
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+            opt_start_seq=start,
+            ack_policy=AckPolicy.NONE,
+            inactive_threshold=30.0,
+        )
+        sub = await js.pull_subscribe("", stream=stream, config=config)
+        delivered = 0
+        try:
+            while not out or out[-1].metadata.sequence.stream < state.last_seq:
+                msgs = await sub.fetch(batch, timeout=5)
+                lost = False
+                for msg in msgs:
+                    if msg.metadata.sequence.consumer != delivered + 1:
+                        lost = True  # deliveries lost in flight: read again from here
+                        break
+                    delivered += 1
+                    out.append(msg)
+                if lost:
+                    break
+        finally:
+            await sub.unsubscribe()
+        if out and out[-1].metadata.sequence.stream < state.last_seq:
+            restarts += 1
+            assert restarts < 20, f"reading stream {stream} keeps losing deliveries"
+    got = [m.metadata.sequence.stream for m in out]
+    deleted = set(state.deleted or ())
+    want = [q for q in range(state.first_seq, state.last_seq + 1) if q not in deleted]
+    if not state.deleted and state.num_deleted:
+        want = got  # deleted sequences not listed: at least the count must agree
+    assert got == want, f"read {len(got)} messages of stream {stream}, it has {state.messages}"
+    assert len(got) == state.messages, (len(got), state.messages)
     return out
 
 

@@ -17,6 +17,7 @@ everything. Without it the consumer is ephemeral (gone when the iterator is clos
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import TYPE_CHECKING, Any
@@ -41,6 +42,8 @@ logger = logging.getLogger("mxgateway.bridge")
 
 _recovered = msgspec.json.Decoder(SessionRecovered)
 _MAX_FETCH = 10_000
+# Bytes one fetch asks for at most (nats-server cuts a reader over 64 MB behind).
+_FETCH_BYTES = 8 * 1024 * 1024
 
 
 async def _prefix_of(js: JetStreamContext, stream: str) -> str:
@@ -146,7 +149,7 @@ async def _decoded(
         f"{prefix}.gaps",
         f"{prefix}.sessions",
     ]
-    config = ConsumerConfig(
+    base = ConsumerConfig(
         deliver_policy=DeliverPolicy.ALL if from_start else DeliverPolicy.NEW,
         # A durable consumer may be shared: each message is acknowledged on its own. An
         # ephemeral one is this reader's alone: acknowledging the last of a fetch is enough.
@@ -155,25 +158,65 @@ async def _decoded(
         max_ack_pending=max(1000, batch * 4),
         inactive_threshold=None if durable else 60.0,
     )
-    sub = await js.pull_subscribe("", durable=durable, stream=stream, config=config)
+    info = await js.stream_info(stream)
+    state = info.state
+    size = state.bytes // state.messages if state.messages else 1024
     names = _Names(js, kv_bucket, None)
-    try:
-        while True:
-            try:
-                msgs = await sub.fetch(batch, timeout=1.0)
-            except NatsTimeoutError:
-                continue
-            last = len(msgs) - 1
-            for index, msg in enumerate(msgs):
-                headers = msg.headers or {}
-                table = None
-                if headers.get(HDR_LAYOUT, "").startswith("batch/"):
-                    session = headers.get(HDR_SESSION, "")
-                    table = await names.of(session, headers.get("Mx-Bridge"))
-                yield msg, decode_message(msg, prefix, table), index == last
-    finally:
-        with contextlib.suppress(Exception):
-            await sub.unsubscribe()
+    # The stream sequence of the last message handed out (or of the stream's last one when
+    # only new ones are wanted): an ephemeral consumer that lost deliveries is made again
+    # after it.
+    after = 0 if from_start else state.last_seq
+    while True:
+        config = base
+        if after and not durable:
+            config = dataclasses.replace(
+                base, deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=after + 1
+            )
+        sub = await js.pull_subscribe("", durable=durable, stream=stream, config=config)
+        delivered = 0
+        try:
+            while True:
+                # Bounded in bytes: a fetch that asks for more than nats-server's
+                # per-connection max_pending (64 MB) gets the reader cut as a slow consumer
+                # and the messages in flight lost.
+                want = max(1, min(batch, _FETCH_BYTES // max(size, 1)))
+                try:
+                    msgs = await sub.fetch(want, timeout=1.0)
+                except NatsTimeoutError:
+                    continue
+                if not durable and msgs[0].metadata.sequence.consumer != delivered + 1:
+                    # Deliveries lost in flight (a cut connection): acknowledging a later
+                    # message would acknowledge them too (AckPolicy.ALL). Read again.
+                    logger.warning(
+                        "stream %s: deliveries lost after sequence %d; reading again",
+                        stream,
+                        after,
+                    )
+                    break
+                seen = 0
+                last = len(msgs) - 1
+                for index, msg in enumerate(msgs):
+                    seen = max(seen, len(msg.data))
+                    if not durable:
+                        if msg.metadata.sequence.consumer != delivered + 1:
+                            last = -1
+                            break
+                        delivered += 1
+                    headers = msg.headers or {}
+                    table = None
+                    if headers.get(HDR_LAYOUT, "").startswith("batch/"):
+                        session = headers.get(HDR_SESSION, "")
+                        table = await names.of(session, headers.get("Mx-Bridge"))
+                    after = msg.metadata.sequence.stream
+                    yield msg, decode_message(msg, prefix, table), index == last
+                size = max(seen + 256, (size + seen) // 2)
+                if last == -1:
+                    break
+        finally:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+        with contextlib.suppress(Exception):  # the one that lost deliveries (else: expires)
+            await js.delete_consumer(stream, getattr(sub, "_consumer", ""))
 
 
 async def consume(
