@@ -66,3 +66,22 @@ async def test_a_flood_backlog_reads_back_whole(nats_server: NatsServer) -> None
                 if got >= stats.events:
                     break
         assert got == stats.events
+
+
+async def test_a_stop_under_flood_counts_what_the_drain_stored(nats_server: NatsServer) -> None:
+    """Items layout, stopped while the window (--max-pending) is full: the stopped report's
+    events and last sequence are what the stream holds (they once left out the last window,
+    512 events short, counted when sent and the sending cancelled by the stop)."""
+    async with SimProcess(flood=True) as sim:
+        refs = await sim.call("sample_references", 16)
+        nats = NatsOptions(servers=(nats_server.url,))
+        config = BridgeConfig(stream="STOP", items=tuple(refs), layout="items", close_session=True)
+        bridge = Bridge(ClientOptions(endpoint=sim.endpoint, plaintext=True), nats, config)
+        stats = await asyncio.wait_for(bridge.run(duration=2.0), 60)
+    assert stats.drained and stats.events > config.max_pending
+    async with nats_client([nats_server.url]) as nc:
+        check = await check_stream(nc, "STOP", config.prefix)
+    (session,) = check.sessions
+    assert stats.events == check.events == stats.messages
+    assert stats.last_stored == (session, check.last(session))
+    assert stats.as_dict()["lastSequence"] == str(check.last(session))

@@ -440,9 +440,14 @@ class Bridge:
                     await lease.release()
             await publisher.close()
 
-    def _on_stored(self, message: Outbound) -> None:
+    def _on_stored(self, message: Outbound, events: int, messages: int) -> None:
+        # Counted when stored, not when sent: a stop cancels forwarding with a window in
+        # flight, which the drain then stores.
         self._stored = (message.session, message.last)
-        self.stats.last_stored = self._stored
+        stats = self.stats
+        stats.last_stored = self._stored
+        stats.events += events
+        stats.messages += messages
 
     # -- the session -------------------------------------------------------------------------
 
@@ -666,8 +671,6 @@ class Bridge:
                 last_index = len(messages) - 1
                 for index, message in enumerate(messages):
                     await put(message, flush=index == last_index)
-                stats.events += len(events)
-                stats.messages += len(messages)
                 self._position = (events[-1].session_id, events[-1].worker_sequence)
 
     async def _save_state(self, store: StateStore) -> None:

@@ -141,10 +141,10 @@ class ChainPublisher:
 
     ``start(tail)`` begins after ``tail`` (what ``read_tail`` gave); ``put`` sends one message,
     waiting while the window is full; ``drain`` waits until everything sent is stored.
-    ``on_stored`` is called, in order, for each message JetStream stored (only the
-    acknowledged one of a run: the ones before it are implied). ``bridge`` names this writer:
-    a stream tail written by another bridge raises BridgeFencedError. ``gate`` (the lease)
-    holds every send until it is fresh.
+    ``on_stored`` is called, in order, for each run of messages JetStream stored: with its
+    last message, the events the run carried and its messages that carry events. ``bridge``
+    names this writer: a stream tail written by another bridge raises BridgeFencedError.
+    ``gate`` (the lease) holds every send until it is fresh.
     """
 
     def __init__(
@@ -158,7 +158,7 @@ class ChainPublisher:
         max_pending_bytes: int = 32 * 1024 * 1024,
         ack_every: int = 64,
         ack_timeout_s: float = 10.0,
-        on_stored: Callable[[Outbound], None] | None = None,
+        on_stored: Callable[[Outbound, int, int], None] | None = None,
         gate: Gate | None = None,
     ) -> None:
         if not 1 <= max_pending <= 1_000_000:
@@ -369,17 +369,22 @@ class ChainPublisher:
     def _stored_through(self, serial: int, sequence: int) -> None:
         window = self._window
         last: _Entry | None = None
+        events = messages = 0
         while window and window[0].serial <= serial:
             last = window.popleft()
-            self._window_bytes -= last.message.size
+            message = last.message
+            self._window_bytes -= message.size
             self.stored += 1
+            if message.count:
+                events += message.count
+                messages += 1
         if last is None:
             return
         if sequence > self._tip_sequence:
             self._tip_sequence = sequence
         self._tip_id = last.message.msg_id
         if self._on_stored is not None:
-            self._on_stored(last.message)
+            self._on_stored(last.message, events, messages)
         self._changed.set()
 
     def _break(self, reason: str) -> None:

@@ -75,9 +75,10 @@ _json = msgspec.json.Encoder(order="sorted")
 
 class Outbound:
     """One message for the stream: subject, payload, headers (without the chain headers),
-    its ``Nats-Msg-Id``, and the position it accounts for (session, last worker_sequence)."""
+    its ``Nats-Msg-Id``, the position it accounts for (session, last worker_sequence) and
+    how many events it carries (``count``: 0 for records)."""
 
-    __slots__ = ("headers", "last", "msg_id", "payload", "session", "size", "subject")
+    __slots__ = ("count", "headers", "last", "msg_id", "payload", "session", "size", "subject")
 
     def __init__(
         self,
@@ -87,7 +88,9 @@ class Outbound:
         msg_id: str,
         session: str,
         last: int,
+        count: int = 0,
     ) -> None:
+        self.count = count
         self.subject = subject
         self.payload = payload
         self.headers = headers
@@ -200,6 +203,7 @@ class Records:
             f"{session}:{a}-{b}",
             session,
             b,
+            n,
         )
 
     def items(self, part: Part) -> Iterator[Outbound]:
@@ -239,6 +243,7 @@ class Records:
                 f"{session}:{text}",
                 session,
                 sequence,
+                1,
             )
 
     # -- control records ---------------------------------------------------------------------
