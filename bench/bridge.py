@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -37,6 +38,26 @@ from tests.bridge._servers import start_server
 from tests.hardening.simproc import SimProcess
 
 from .stream_events_vs_batches import _measure as measure_batches
+
+# Every wait of a round is bounded: a stuck piece fails the round with a message, never hangs.
+_WAIT_S = 60.0
+
+
+def _cpu_of(pid: int) -> float:
+    """CPU seconds (user + system) process ``pid`` used so far (Linux /proc; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _bounded(what: str, awaitable: Any, seconds: float = _WAIT_S) -> Any:
+    try:
+        return await asyncio.wait_for(awaitable, seconds)
+    except TimeoutError:
+        raise RuntimeError(f"bench.bridge: {what} did not finish within {seconds:g} s") from None
+
 
 # -- the consumer process --------------------------------------------------------------------
 
@@ -55,12 +76,13 @@ async def _consume(url: str, stream: str, idle: float) -> dict[str, Any]:
         expected.append(int(json.loads(line)["stop"]) if line else -1)
 
     js = nc.jetstream()
-    while True:  # the bridge creates the stream
-        try:
-            await js.stream_info(stream)
-            break
-        except Exception:
-            await asyncio.sleep(0.05)
+    async with asyncio.timeout(_WAIT_S):  # the bridge creates the stream
+        while True:
+            try:
+                await js.stream_info(stream)
+                break
+            except Exception:
+                await asyncio.sleep(0.05)
     print(json.dumps({"ready": True}), flush=True)
     count = 0
     last = 0.0
@@ -82,9 +104,10 @@ async def _consume(url: str, stream: str, idle: float) -> dict[str, Any]:
     while count < expected[0] and time.time() - max(last, waited_from) < idle:  # noqa: ASYNC110
         await asyncio.sleep(0.05)
     reading.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await reading
-    await nc.close()
+    with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+        await asyncio.wait_for(reading, _WAIT_S)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(nc.close(), 10)
     return {"events": count, "lastEventAt": last, "cpu": time.process_time()}
 
 
@@ -92,7 +115,13 @@ async def _consume(url: str, stream: str, idle: float) -> dict[str, Any]:
 
 
 async def _bridge_round(
-    endpoint: str, nats_url: str, tags: list[str], layout: str, seconds: float, number: int
+    endpoint: str,
+    nats_url: str,
+    tags: list[str],
+    layout: str,
+    seconds: float,
+    number: int,
+    pids: tuple[int, int],
 ) -> dict[str, Any]:
     stream = f"BENCH_{layout}_{number}"
     consumer = await asyncio.create_subprocess_exec(
@@ -106,12 +135,15 @@ async def _bridge_round(
         stdout=asyncio.subprocess.PIPE,
     )
     assert consumer.stdin is not None and consumer.stdout is not None
-    started: list[tuple[float, float]] = []
+    started: list[tuple[float, float, float, float]] = []
     active = asyncio.Event()
+    sim_pid, server_pid = pids
 
     def notify(kind: str, details: dict[str, Any]) -> None:
         if kind == "active":
-            started.append((time.time(), time.process_time()))
+            started.append(
+                (time.time(), time.process_time(), _cpu_of(sim_pid), _cpu_of(server_pid))
+            )
             active.set()
 
     nats = NatsOptions(servers=(nats_url,))
@@ -124,23 +156,34 @@ async def _bridge_round(
     bridge = Bridge(ClientOptions(endpoint=endpoint, plaintext=True), nats, config, notify=notify)
     stop = asyncio.Event()
     task = asyncio.create_task(bridge.run(stop=stop))
-    await asyncio.wait_for(active.wait(), 60)
-    await asyncio.sleep(seconds)
-    stop.set()
-    stats = await task
-    ended, cpu = time.time(), time.process_time()
-    await consumer.stdout.readline()  # ready (long since)
-    consumer.stdin.write(json.dumps({"stop": stats.events}).encode() + b"\n")
-    await consumer.stdin.drain()
-    result = json.loads((await consumer.stdout.readline()) or b"{}")
-    await consumer.wait()
-    began, cpu_began = started[0]
+    try:
+        await _bounded(f"{layout} round {number + 1}: the bridge going active", active.wait())
+        await asyncio.sleep(seconds)
+        stop.set()
+        stats = await _bounded(f"{layout} round {number + 1}: the bridge stopping", task)
+        ended, cpu = time.time(), time.process_time()
+        sim_cpu, server_cpu = _cpu_of(sim_pid), _cpu_of(server_pid)
+        what = f"{layout} round {number + 1}: the consumer"
+        await _bounded(what + " starting", consumer.stdout.readline())  # ready (long since)
+        consumer.stdin.write(json.dumps({"stop": stats.events}).encode() + b"\n")
+        await consumer.stdin.drain()
+        line = await _bounded(what + " reading the stream", consumer.stdout.readline(), 300)
+        result = json.loads(line or b"{}")
+        if "events" not in result:
+            raise RuntimeError(f"bench.bridge: {what} gave no result (exit {consumer.returncode})")
+        await _bounded(what + " exiting", consumer.wait(), 30)
+    finally:
+        task.cancel()
+        if consumer.returncode is None:
+            consumer.kill()
+            await consumer.wait()
+    began, cpu_began, sim_began, server_began = started[0]
     received = int(result.get("events", -1))
     nc = await connect_nats(nats)
     integrity = "ok"
     try:
         # What the stream holds: every worker_sequence once, contiguous (the tests' check).
-        check = await check_stream(nc, stream, config.prefix)
+        check = await _bounded("the stream check", check_stream(nc, stream, config.prefix), 300)
         if not (check.events == stats.events == received and len(check.sessions) == 1):
             integrity = (
                 f"the bridge forwarded {stats.events} events, the stream holds {check.events} "
@@ -152,14 +195,20 @@ async def _bridge_round(
         await nc.close()
     if integrity != "ok":
         print(f"{layout} round {number + 1}: INTEGRITY: {integrity}", flush=True)
+    wall = ended - began
     return {
         "integrity": integrity,
         "resyncs": stats.resyncs,
         "events": stats.events,
         "messages": stats.messages,
-        "forwardedPerSecond": stats.events / (ended - began),
+        "forwardedPerSecond": stats.events / wall,
         "endToEndPerSecond": received / (max(result["lastEventAt"], ended) - began),
         "bridgeCpuNsPerEvent": (cpu - cpu_began) / max(stats.events, 1) * 1e9,
+        # Who was busy while the bridge forwarded (CPU seconds per wall second; 1.0 is a
+        # whole core): a bridge well under 1.0 was waiting on the others, not the limit.
+        "bridgeCpuShare": (cpu - cpu_began) / wall,
+        "simCpuShare": (sim_cpu - sim_began) / wall,
+        "serverCpuShare": (server_cpu - server_began) / wall,
         "consumerCpuNsPerEvent": result["cpu"] / max(received, 1) * 1e9,
     }
 
@@ -184,8 +233,15 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
                             row = await _batches_round(sim.endpoint, tags, args.seconds)
                         else:
                             layout = kind.split("/")[1]
+                            assert server.process is not None
                             row = await _bridge_round(
-                                sim.endpoint, server.url, tags, layout, args.seconds, number
+                                sim.endpoint,
+                                server.url,
+                                tags,
+                                layout,
+                                args.seconds,
+                                number,
+                                (sim.pid, server.process.pid),
                             )
                         rows[kind].append(row)
                     b, bb, bi = (rows[k][-1] for k in kinds)
@@ -194,10 +250,14 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
                         f"{b['eventsPerSecond']:,.0f}/s {b['cpuNsPerEvent']:.0f} ns/event; "
                         f"bridge batch {bb['forwardedPerSecond']:,.0f}/s forwarded, "
                         f"{bb['endToEndPerSecond']:,.0f}/s end to end, "
-                        f"{bb['bridgeCpuNsPerEvent']:.0f} ns/event; "
+                        f"{bb['bridgeCpuNsPerEvent']:.0f} ns/event "
+                        f"(cpu: bridge {bb['bridgeCpuShare']:.2f} sim {bb['simCpuShare']:.2f} "
+                        f"server {bb['serverCpuShare']:.2f}); "
                         f"bridge items {bi['forwardedPerSecond']:,.0f}/s forwarded, "
                         f"{bi['endToEndPerSecond']:,.0f}/s end to end, "
-                        f"{bi['bridgeCpuNsPerEvent']:.0f} ns/event",
+                        f"{bi['bridgeCpuNsPerEvent']:.0f} ns/event "
+                        f"(cpu: bridge {bi['bridgeCpuShare']:.2f} sim {bi['simCpuShare']:.2f} "
+                        f"server {bi['serverCpuShare']:.2f})",
                         flush=True,
                     )
         finally:
@@ -221,6 +281,9 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
                 "forwardedPerSecond",
                 "endToEndPerSecond",
                 "bridgeCpuNsPerEvent",
+                "bridgeCpuShare",
+                "simCpuShare",
+                "serverCpuShare",
                 "consumerCpuNsPerEvent",
             )
         }

@@ -16,7 +16,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import grpc
@@ -46,6 +46,8 @@ __all__ = ["EventPath", "event_lists"]
 logger = logging.getLogger(__name__)
 
 EventPath = Literal["batches", "single"]
+# The gateway messages a list was decoded from and their event counts (``event_lists``).
+RawSink = Callable[[list[bytes] | None, list[int] | None], None]
 _RPC_NAMES: dict[str, str] = {"batches": "StreamEventBatches", "single": "StreamEvents"}
 
 _SERVICE = "/mxaccess_gateway.v1.MxAccessGateway/"
@@ -90,8 +92,13 @@ async def event_lists(
     after_worker_sequence: int = 0,
     resume: bool = True,
     retry_budget_s: float = 30.0,
+    raw_sink: RawSink | None = None,
 ) -> AsyncGenerator[list[MxEvent], None]:
     """Yield the session's events in lists, decoded from raw bytes.
+
+    ``raw_sink`` (the bridge) is called before each list is yielded with the gateway's
+    MxEventBatch messages it was decoded from and their event counts, when the list is
+    exactly their events (nothing dropped, no handle replaced), else with ``(None, None)``.
 
     ``prefer="batches"`` uses StreamEventBatches unless the client already learnt that the
     gateway lacks it (UNIMPLEMENTED: then StreamEvents, for this client from then on). With
@@ -124,7 +131,14 @@ async def event_lists(
     try:
         async with contextlib.aclosing(
             _attached(
-                session, prefer, max_batch_events, after_worker_sequence, resume, reconnect, stats
+                session,
+                prefer,
+                max_batch_events,
+                after_worker_sequence,
+                resume,
+                reconnect,
+                stats,
+                raw_sink,
             )
         ) as lists:
             async for events in lists:
@@ -146,6 +160,7 @@ async def _attached(
     resume: bool,
     reconnect: Reconnect,
     stats: StreamStats,
+    raw_sink: RawSink | None = None,
 ) -> AsyncGenerator[list[MxEvent], None]:
     """The loop of ``event_lists``: attach, read, resume, recover (see there)."""
     client = session._client
@@ -190,12 +205,18 @@ async def _attached(
                 reconnect.healthy()
                 stats.arrived(raws)
                 broken: MxGatewayDecodeError | None = None
+                counts: list[int] | None = None
                 try:
                     names = session._live_names()
                     if path == "single":
                         events = [decode_event(raw, names) for raw in raws]
                     elif len(raws) == 1:
                         events = decode_batch(raws[0], names)
+                        counts = [len(events)]
+                    elif raw_sink is not None:
+                        decoded = [decode_batch(raw, names) for raw in raws]
+                        counts = [len(batch) for batch in decoded]
+                        events = [e for batch in decoded for e in batch]
                     else:
                         events = [e for raw in raws for e in decode_batch(raw, names)]
                 except MxGatewayDecodeError:
@@ -203,6 +224,7 @@ async def _attached(
                     # the error (resuming would only fetch the same bytes again).
                     stats.decode_errors += 1
                     events, broken = _decoded_prefix(raws, path, session._live_names())
+                    counts = None
                 if not events:
                     if broken is not None:
                         raise broken
@@ -213,6 +235,7 @@ async def _attached(
                     events = [
                         e for e in events if e.replay_gap is not None or e.worker_sequence > last
                     ]
+                    counts = None
                     if not events:
                         if broken is not None:
                             raise broken
@@ -224,7 +247,11 @@ async def _attached(
                 if gap is not None:
                     stats.gap(gap.requested_after_sequence, gap.oldest_available_sequence)
                 stats.handed(events)
-                yield handles.events_to_caller(events)
+                handed = handles.events_to_caller(events)
+                if raw_sink is not None:
+                    exact = counts is not None and broken is None and handed is events
+                    raw_sink(raws if exact else None, counts if exact else None)
+                yield handed
                 if broken is not None:
                     raise broken
             if client._closing:

@@ -632,11 +632,13 @@ class Bridge:
         items_layout = self.config.layout == "items"
         stats = self.stats
         put = publisher.put
+        put_many = publisher.put_many
         async for parts in session_parts(
             session,
             after_worker_sequence=after,
             retry_budget_s=self.config.retry_budget_s,
             max_batch_events=self.config.max_batch_events,
+            max_bytes=0 if items_layout else records.batch_limit,
         ):
             for part in parts:
                 events = part.events
@@ -668,9 +670,7 @@ class Bridge:
                         continue
                     part = Part(events)
                 messages = list(records.items(part) if items_layout else records.batch(part))
-                last_index = len(messages) - 1
-                for index, message in enumerate(messages):
-                    await put(message, flush=index == last_index)
+                await put_many(messages)
                 self._position = (events[-1].session_id, events[-1].worker_sequence)
 
     async def _save_state(self, store: StateStore) -> None:

@@ -52,6 +52,22 @@ logger = logging.getLogger("mxgateway.bridge")
 MSG_ID = "Nats-Msg-Id"
 EXPECTED_LAST_MSG_ID = "Nats-Expected-Last-Msg-Id"
 EXPECTED_LAST_SEQUENCE = "Nats-Expected-Last-Sequence"
+MSG_ID_B = b"Nats-Msg-Id: "
+EXPECTED_LAST_MSG_ID_B = b"Nats-Expected-Last-Msg-Id: "
+EXPECTED_LAST_SEQUENCE_B = b"Nats-Expected-Last-Sequence"
+_HEADER_LINE = b"NATS/1.0\r\n"
+# nats-py internals the raw publish path uses (2.x); without them, its public publish.
+_RAW_API = ("_send_command", "_flush_pending", "_flush_queue", "_pending_data_size")
+
+
+def _parse_head(head: bytes) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for line in head.decode().split("\r\n")[1:]:
+        if line:
+            key, _, value = line.partition(": ")
+            out[key] = value
+    return out
+
 
 # How often the window is checked for overdue acknowledgements.
 _CHECK_EVERY_S = 0.2
@@ -126,12 +142,12 @@ class Gate(Protocol):
 
 
 class _Entry:
-    __slots__ = ("asked", "headers", "message", "sent_at", "serial")
+    __slots__ = ("asked", "head", "message", "sent_at", "serial")
 
     def __init__(self, message: Outbound, serial: int) -> None:
         self.message = message
         self.serial = serial
-        self.headers: dict[str, str] = {}  # as last sent (with its chain header)
+        self.head = b""  # the header block as last sent (with its id and chain headers)
         self.asked = False  # the last copy sent asked for an acknowledgement
         self.sent_at = 0.0
 
@@ -170,6 +186,10 @@ class ChainPublisher:
         if max_pending_bytes < 1024:
             raise ValueError("max_pending_bytes must be at least 1024")
         self._nc = nc
+        self._raw = all(hasattr(nc, name) for name in _RAW_API)
+        from nats import errors
+
+        self._errors = errors
         self._js = js
         self._stream = stream
         self._bridge = bridge
@@ -276,18 +296,54 @@ class ChainPublisher:
             self._since_ask += 1
             await self._send(entry, flush or self._since_ask >= self._ack_every)
 
+    async def put_many(self, messages: list[Outbound]) -> None:
+        """``put`` each of ``messages`` in order, the last asking for an acknowledgement;
+        the window is taken as many messages at a time as it has room for."""
+        index, count = 0, len(messages)
+        window = self._window
+        while index < count:
+            while True:
+                self._raise_fenced()
+                if self._broken is not None:
+                    async with self._lock:
+                        if self._broken is not None:
+                            await self._resync()
+                    continue
+                if len(window) < self._max_pending and (
+                    self._window_bytes < self._max_bytes or not window
+                ):
+                    break
+                self._changed.clear()
+                await self._changed.wait()
+            async with self._lock:
+                room = self._max_pending - len(window)
+                end = min(count, index + max(room, 1))
+                ack_every = self._ack_every
+                while index < end and self._broken is None:
+                    message = messages[index]
+                    if window and self._window_bytes >= self._max_bytes:
+                        break
+                    index += 1
+                    self._serial += 1
+                    entry = _Entry(message, self._serial)
+                    window.append(entry)
+                    self._window_bytes += message.size
+                    self._since_ask += 1
+                    await self._send(entry, index == count or self._since_ask >= ack_every)
+
     async def _send(self, entry: _Entry, ask: bool) -> None:
         message = entry.message
-        headers = dict(message.headers)
-        headers[MSG_ID] = message.msg_id
+        msg_id = message.msg_id
         if self._first or self._prev_id is None:
-            headers[EXPECTED_LAST_SEQUENCE] = str(self._tip_sequence)
+            chain = b"%s: %d\r\n" % (EXPECTED_LAST_SEQUENCE_B, self._tip_sequence)
             self._first = False
             ask = True  # the first of a chain says at once whether the chain holds
         else:
-            headers[EXPECTED_LAST_MSG_ID] = self._prev_id
-        self._prev_id = message.msg_id
-        entry.headers = headers
+            chain = EXPECTED_LAST_MSG_ID_B + self._prev_id.encode() + b"\r\n"
+        self._prev_id = msg_id
+        entry.head = b"".join(
+            (_HEADER_LINE, message.head, MSG_ID_B, msg_id.encode(), b"\r\n", chain, b"\r\n")
+        )
         await self._publish(entry, ask)
 
     async def _publish(self, entry: _Entry, ask: bool) -> None:
@@ -304,7 +360,43 @@ class ChainPublisher:
             entry.asked = False
         self.published += 1
         message = entry.message
-        await self._nc.publish(message.subject, message.payload, reply=reply, headers=entry.headers)
+        await self._send_hpub(message.subject, reply, entry.head, message.payload)
+
+    async def _send_hpub(self, subject: str, reply: str, head: bytes, payload: bytes) -> None:
+        """What nats-py's ``publish`` does for a message with headers, the header block
+        already encoded (nats-py validates and encodes a header dict on every message)."""
+        nc: Any = self._nc
+        if not self._raw:
+            await nc.publish(subject, payload, reply=reply, headers=_parse_head(head))
+            return
+        errors = self._errors
+        if nc.is_closed:
+            raise errors.ConnectionClosedError
+        if nc.is_draining_pubs:
+            raise errors.ConnectionDrainingError
+        size = len(payload)
+        if not nc.is_connected and (
+            nc._max_pending_size <= 0 or size + nc._pending_data_size > nc._max_pending_size
+        ):
+            raise errors.OutboundBufferLimitError
+        if size > nc._max_payload:
+            raise errors.MaxPayloadError
+        hlen = len(head)
+        command = b"HPUB %s %s %d %d\r\n%s%s\r\n" % (
+            subject.encode(),
+            reply.encode(),
+            hlen,
+            hlen + size,
+            head,
+            payload,
+        )
+        stats = nc.stats
+        stats["out_msgs"] += 1
+        stats["out_bytes"] += size
+        await nc._send_command(command)
+        flush_queue = nc._flush_queue
+        if flush_queue is not None and flush_queue.empty():
+            await nc._flush_pending()
 
     async def drain(self, timeout_s: float) -> bool:
         """Wait (at most ``timeout_s``) until every message sent is stored; True if so."""
