@@ -20,7 +20,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 import grpc
@@ -52,6 +52,8 @@ __all__ = ["STRUCTS", "ColumnsShape", "EventPath", "Shape", "event_lists", "even
 logger = logging.getLogger(__name__)
 
 EventPath = Literal["batches", "single"]
+# The gateway messages a list was decoded from and their event counts (``event_lists``).
+RawSink = Callable[[list[bytes] | None, list[int] | None], None]
 _RPC_NAMES: dict[str, str] = {"batches": "StreamEventBatches", "single": "StreamEvents"}
 
 _SERVICE = "/mxaccess_gateway.v1.MxAccessGateway/"
@@ -92,6 +94,10 @@ class Shape(Protocol[U]):
         ...
 
     def size(self, unit: U) -> int: ...
+
+    def concat(self, units: list[U]) -> U:
+        """One unit of several, in order."""
+        ...
 
     def sequences(self, unit: U) -> tuple[int, int]:
         """The worker_sequence of the first and of the last event."""
@@ -149,6 +155,9 @@ class _Structs:
     def size(self, unit: list[MxEvent]) -> int:
         return len(unit)
 
+    def concat(self, units: list[list[MxEvent]]) -> list[MxEvent]:
+        return [event for unit in units for event in unit]
+
     def sequences(self, unit: list[MxEvent]) -> tuple[int, int]:
         return unit[0].worker_sequence, unit[-1].worker_sequence
 
@@ -201,6 +210,9 @@ class ColumnsShape:
 
     def size(self, unit: EventColumns) -> int:
         return len(unit)
+
+    def concat(self, units: list[EventColumns]) -> EventColumns:
+        return self._columns.EventColumns.concat(units)
 
     def sequences(self, unit: EventColumns) -> tuple[int, int]:
         return unit._sequence_at(0), unit._sequence_at(len(unit) - 1)
@@ -260,6 +272,7 @@ def event_lists(
     after_worker_sequence: int = 0,
     resume: bool = True,
     retry_budget_s: float = 30.0,
+    raw_sink: RawSink | None = None,
 ) -> AsyncGenerator[list[MxEvent], None]:
     """``event_units`` in the STRUCTS shape: the session's events in lists of MxEvent."""
     return event_units(
@@ -270,6 +283,7 @@ def event_lists(
         after_worker_sequence=after_worker_sequence,
         resume=resume,
         retry_budget_s=retry_budget_s,
+        raw_sink=raw_sink,
     )
 
 
@@ -282,8 +296,13 @@ async def event_units(
     after_worker_sequence: int = 0,
     resume: bool = True,
     retry_budget_s: float = 30.0,
+    raw_sink: RawSink | None = None,
 ) -> AsyncGenerator[U, None]:
     """Yield the session's events in units of ``shape``, decoded from raw bytes.
+
+    ``raw_sink`` (the bridge) is called before each unit is yielded with the gateway's
+    MxEventBatch messages it was decoded from and their event counts, when the unit is
+    exactly their events (nothing dropped, no handle replaced), else with ``(None, None)``.
 
     ``prefer="batches"`` uses StreamEventBatches unless the client already learnt that the
     gateway lacks it (UNIMPLEMENTED: then StreamEvents, for this client from then on). With
@@ -324,6 +343,7 @@ async def event_units(
                 resume,
                 reconnect,
                 stats,
+                raw_sink,
             )
         ) as units:
             async for unit in units:
@@ -346,6 +366,7 @@ async def _attached(
     resume: bool,
     reconnect: Reconnect,
     stats: StreamStats,
+    raw_sink: RawSink | None = None,
 ) -> AsyncGenerator[U, None]:
     """The loop of ``event_units``: attach, read, resume, recover (see there)."""
     client = session._client
@@ -391,13 +412,22 @@ async def _attached(
                 single = path == "single"
                 names = session._live_names()
                 unit: U | None
+                counts: list[int] | None = None
                 try:
-                    unit = shape.decode(raws, single, names)
+                    if raw_sink is None or single:
+                        unit = shape.decode(raws, single, names)
+                    else:
+                        # The raw sink forwards the gateway's own messages: it needs the
+                        # events of each one.
+                        parts = [shape.decode([raw], False, names) for raw in raws]
+                        counts = [shape.size(part) for part in parts]
+                        unit = parts[0] if len(parts) == 1 else shape.concat(parts)
                 except MxGatewayDecodeError:
                     # Deliver what decoded before the bad message, then end the stream with
                     # the error (resuming would only fetch the same bytes again).
                     stats.decode_errors += 1
                     unit, broken = shape.decode_prefix(raws, single, names)
+                    counts = None
                 if unit is None or not shape.size(unit):
                     if broken is not None:
                         raise broken
@@ -406,6 +436,7 @@ async def _attached(
                 first, sequence = shape.sequences(unit)
                 if last and 0 < first <= last and shape.first_gap(unit) is None:
                     unit = shape.drop_replayed(unit, last)
+                    counts = None
                     if not shape.size(unit):
                         if broken is not None:
                             raise broken
@@ -417,7 +448,11 @@ async def _attached(
                 if gap is not None:
                     stats.gap(gap.requested_after_sequence, gap.oldest_available_sequence)
                 stats.handed_unit(shape.size(unit), sequence, *shape.gateway_stamps(unit))
-                yield shape.to_caller(unit, handles)
+                handed = shape.to_caller(unit, handles)
+                if raw_sink is not None:
+                    exact = counts is not None and broken is None and handed is unit
+                    raw_sink(raws if exact else None, counts if exact else None)
+                yield handed
                 if broken is not None:
                     raise broken
             if client._closing:

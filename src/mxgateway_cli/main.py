@@ -24,6 +24,7 @@ import mxgateway
 from mxgateway._codec import codec_fallback_reason
 from mxgateway_cli._alarm_cmds import add_alarm_commands
 from mxgateway_cli._bench import add_bench_arguments
+from mxgateway_cli._bridge_cmds import add_bridge_commands
 from mxgateway_cli._connection import json_parent
 from mxgateway_cli._event_cmds import add_event_commands
 from mxgateway_cli._exit_codes import (
@@ -149,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_record_command(commands)
     add_galaxy_commands(commands)
     add_alarm_commands(commands)
+    add_bridge_commands(commands)
 
     bench = commands.add_parser(
         "bench-stream-events",
