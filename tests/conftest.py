@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 from collections.abc import Callable
 from types import ModuleType
 
 import pytest
 
 from mxgateway import _pycodec
+
+# The Ctrl+C tests (here, and in the processes they start) need SIGINT to be delivered. A run
+# started in the background of a non-interactive shell (`cmd &`, nohup, some CI runners)
+# inherits SIGINT ignored, which no test could then simulate, and children inherit the
+# ignore across exec: restore Python's default handler, as an interactive run has it.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 NO_EXTENSIONS = os.environ.get("MXGATEWAY_NO_EXTENSIONS", "") == "1"
 
