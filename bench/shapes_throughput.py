@@ -292,7 +292,7 @@ def _summary(names: list[str], rounds: list[dict[str, dict[str, Any]]]) -> dict[
             "latencyP99Ms": _percentile(latencies, 0.99),
         }
 
-    def ratio(a: str, b: str) -> float | None:
+    def ratio(a: str, b: str, key: str) -> float | None:
         if a not in names or b not in names:
             return None
         per_round = [
@@ -300,13 +300,27 @@ def _summary(names: list[str], rounds: list[dict[str, dict[str, Any]]]) -> dict[
             for r in rounds
             if r[a]["cpu"] and r[b]["cpu"] and r[b]["events"]
         ]
+        per_round_ratios[key] = [round(x, 3) for x in per_round]
         return round(statistics.median(per_round), 3) if per_round else None
 
-    out["ratios"] = {
-        "columnsToStructs": ratio("columns", "structs"),
-        "columnsToRaw": ratio("columns", "raw"),
-        "structsToRaw": ratio("structs", "raw"),
-        "structsToBaseline": ratio("structs", "structs_baseline"),
+    per_round_ratios: dict[str, list[float]] = {}
+    out["ratios"] = {  # the median of the rounds' ratios
+        key: ratio(a, b, key)
+        for key, a, b in (
+            ("columnsToStructs", "columns", "structs"),
+            ("columnsToRaw", "columns", "raw"),
+            ("structsToRaw", "structs", "raw"),
+            ("structsToBaseline", "structs", "structs_baseline"),
+        )
+    }
+    # Each round's ratio beside the median (the spread says how noisy the machine was).
+    out["ratiosPerRound"] = per_round_ratios
+    out["cpuNsPerEventPerRound"] = {
+        name: [
+            round(r[name]["cpu"] / r[name]["events"] * 1e9, 1) if r[name]["events"] else None
+            for r in rounds
+        ]
+        for name in names
     }
     return out
 

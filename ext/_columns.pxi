@@ -98,11 +98,45 @@ cdef struct Columns:
     const uint8_t* fast_st_p          # the last status payload fast_row() looked up, and
     Py_ssize_t fast_st_n              # its dictionary entry (-1: none yet)
     int fast_st_index
+    const uint8_t* ts_p[3]            # per timestamp field (source, worker, gateway): the
+    Py_ssize_t ts_n[3]                # payload fast_row() last read, and its nanoseconds
+    int64_t ts_ns[3]                  # (-1 length: none yet)
     Span session                      # the columns' session id (the first event's)
     PyObject* variant_values          # list of str (owned by the caller's frame)
     PyObject* status_values           # list of MxStatus
     PyObject* others                  # list of (row, MxEvent)
     PyObject* tag_names               # dict item handle -> tag, or NULL without tags
+
+
+cdef inline bint same_span(const uint8_t* a, const uint8_t* b, Py_ssize_t n) noexcept nogil:
+    # same_bytes() for the compares of every row (session id, variant type, status payload):
+    # whole words, the tail as one overlapping load instead of a byte loop; never past n.
+    cdef uint64_t x, y
+    cdef uint32_t u, v
+    cdef Py_ssize_t i = 0
+    if n >= 8:
+        while i + 8 < n:
+            memcpy(&x, a + i, 8)
+            memcpy(&y, b + i, 8)
+            if x != y:
+                return False
+            i += 8
+        memcpy(&x, a + n - 8, 8)
+        memcpy(&y, b + n - 8, 8)
+        return x == y
+    if n >= 4:
+        memcpy(&u, a, 4)
+        memcpy(&v, b, 4)
+        if u != v:
+            return False
+        memcpy(&u, a + n - 4, 4)
+        memcpy(&v, b + n - 4, 4)
+        return u == v
+    while i < n:
+        if a[i] != b[i]:
+            return False
+        i += 1
+    return True
 
 
 cdef inline uint64_t span_hash(const uint8_t* p, Py_ssize_t n, const int32_t* ints) noexcept nogil:
@@ -122,7 +156,7 @@ cdef inline uint64_t span_hash(const uint8_t* p, Py_ssize_t n, const int32_t* in
 cdef inline bint dict_same(DictTable* d, int k, const uint8_t* p, Py_ssize_t n,
                            const int32_t* ints) noexcept nogil:
     cdef int j
-    if d.lens[k] != n or not same_bytes(<const char*>d.ptrs[k], p, n):
+    if d.lens[k] != n or not same_span(d.ptrs[k], p, n):
         return False
     if ints != NULL:
         for j in range(6):
@@ -302,7 +336,7 @@ cdef int write_row(Ctx* c, EvState* e, Columns* o, Py_ssize_t i) except -1:
     if (e.has_hresult or e.raw_status.n or e.nstatus > 1 or e.has_gap
             or e.body == EV_ON_BUFFERED or e.body == EV_ON_ALARM
             or not (e.session.n == o.session.n
-                    and same_bytes(<const char*>o.session.p, e.session.p, e.session.n))):
+                    and same_span(o.session.p, e.session.p, e.session.n))):
         fits = False
     if fits:
         # The usual hits are tested here; the lookups that may add a value are calls.
@@ -362,8 +396,18 @@ cdef Py_ssize_t count_events(Ctx* c, const uint8_t* p, const uint8_t* end) excep
     cdef const uint8_t* start
     cdef Py_ssize_t n
     cdef Py_ssize_t count = 0
+    cdef const TagBytes* te = &_TAGS[M_BATCH][B_EVENTS]
+    cdef const uint8_t* q
     enter(c, M_BATCH, p)
     while p < end:
+        # The usual framing: the events tag and a one- or two-byte length that fits.
+        q = at_tag(p, end, te)
+        if q != NULL:
+            q = flen(q, end, &n)
+            if q != NULL:
+                p = q + n
+                count += 1
+                continue
         start = p
         p = rtag(c, M_BATCH, p, end, &tag)
         if slot_for(t, tag) == B_EVENTS:
@@ -410,9 +454,23 @@ cdef inline const uint8_t* flen(const uint8_t* p, const uint8_t* end,
     return q
 
 
-cdef inline const uint8_t* fts(const uint8_t* p, const uint8_t* end, int64_t* ns) noexcept nogil:
+cdef inline bint same_short(const uint8_t* a, const uint8_t* b, Py_ssize_t n) noexcept nogil:
+    # Equal bytes; 8..16 bytes (a Timestamp's payload) as two overlapping 8-byte loads.
+    cdef uint64_t x0, y0, x1, y1
+    if 8 <= n <= 16:
+        memcpy(&x0, a, 8)
+        memcpy(&y0, b, 8)
+        memcpy(&x1, a + n - 8, 8)
+        memcpy(&y1, b + n - 8, 8)
+        return x0 == y0 and x1 == y1
+    return same_span(a, b, n)
+
+
+cdef inline const uint8_t* fts(Columns* o, int slot, const uint8_t* p, const uint8_t* end,
+                               int64_t* ns) noexcept nogil:
     # A Timestamp field's length and payload (seconds, nanos; each optional), as nanoseconds
-    # inside the columns' range.
+    # inside the columns' range. A payload equal to the one this field had in the previous
+    # row (a batch's events are mostly stamped alike) is not parsed again.
     cdef Py_ssize_t n
     cdef uint64_t x
     cdef int64_t sec = 0
@@ -422,6 +480,9 @@ cdef inline const uint8_t* fts(const uint8_t* p, const uint8_t* end, int64_t* ns
     if q == NULL:
         return NULL
     stop = q + n
+    if n == o.ts_n[slot] and same_short(o.ts_p[slot], q, n):
+        ns[0] = o.ts_ns[slot]
+        return stop
     if q < stop and q[0] == _TS_SEC_TAG:
         q = fvar(q + 1, stop, &x)
         if q == NULL:
@@ -435,7 +496,28 @@ cdef inline const uint8_t* fts(const uint8_t* p, const uint8_t* end, int64_t* ns
     if q != stop or sec >= MXG_TS_SAFE_SECONDS or sec <= -MXG_TS_SAFE_SECONDS:
         return NULL
     ns[0] = sec * 1_000_000_000 + nanos
+    # Remembered only once valid: a payload that fails is never taken from the cache.
+    o.ts_p[slot] = stop - n
+    o.ts_n[slot] = n
+    o.ts_ns[slot] = ns[0]
     return stop
+
+
+cdef inline const uint8_t* fts_same(Columns* o, int slot, const uint8_t* p, const uint8_t* end,
+                                    int64_t* ns) noexcept nogil:
+    # fts() for the usual case, small enough to be inlined: a one-byte length and a payload
+    # of 8..16 bytes equal to this field's in the previous row.
+    cdef Py_ssize_t n = o.ts_n[slot]
+    cdef uint64_t x0, y0, x1, y1
+    if 8 <= n <= 16 and end - p > n and p[0] == n:
+        memcpy(&x0, p + 1, 8)
+        memcpy(&y0, o.ts_p[slot], 8)
+        memcpy(&x1, p + 1 + n - 8, 8)
+        memcpy(&y1, o.ts_p[slot] + n - 8, 8)
+        if x0 == y0 and x1 == y1:
+            ns[0] = o.ts_ns[slot]
+            return p + 1 + n
+    return fts(o, slot, p, end, ns)
 
 
 cdef inline const uint8_t* fstatus(const uint8_t* p, const uint8_t* end, int32_t* vals,
@@ -481,6 +563,7 @@ cdef int fast_row(Ctx* c, Columns* o, const uint8_t* p, const uint8_t* end,
     cdef int kind = K_ABSENT
     cdef int body = 0
     cdef int k
+    cdef int variant_hit = -1
     cdef bint is_null = False, has_status = False, added
     cdef double f = 0.0
     cdef float f32
@@ -545,9 +628,15 @@ cdef int fast_row(Ctx* c, Columns* o, const uint8_t* p, const uint8_t* end,
             data_type = <int32_t>x
         if at_tag(q, vend, &tv[V_VARIANT_TYPE]) != NULL:
             q = flen(q + tv[V_VARIANT_TYPE].n, vend, &variant.n)
-            if q == NULL or not utf8_valid(q, variant.n):
+            if q == NULL:
                 return 0
             variant.p = q
+            # Bytes equal to the variant this data type had before were validated then.
+            k = o.variant_by_type[(data_type & 31) + 1]
+            if k >= 0 and dict_same(o.variants, k, variant.p, variant.n, NULL):
+                variant_hit = k
+            elif not utf8_valid(q, variant.n):
+                return 0
             q += variant.n
         if at_tag(q, vend, &tv[V_IS_NULL]) != NULL:
             q = fvar(q + tv[V_IS_NULL].n, vend, &x)
@@ -612,7 +701,7 @@ cdef int fast_row(Ctx* c, Columns* o, const uint8_t* p, const uint8_t* end,
         quality = <int32_t>x
     q = at_tag(p, end, &te[EV_SOURCE_TS])
     if q != NULL:
-        p = fts(q, end, &src)
+        p = fts_same(o, 0, q, end, &src)
         if p == NULL:
             return 0
     q = at_tag(p, end, &te[EV_STATUSES])
@@ -625,12 +714,12 @@ cdef int fast_row(Ctx* c, Columns* o, const uint8_t* p, const uint8_t* end,
         has_status = True
     q = at_tag(p, end, &te[EV_WORKER_TS])
     if q != NULL:
-        p = fts(q, end, &worker)
+        p = fts_same(o, 1, q, end, &worker)
         if p == NULL:
             return 0
     q = at_tag(p, end, &te[EV_GATEWAY_TS])
     if q != NULL:
-        p = fts(q, end, &gateway)
+        p = fts_same(o, 2, q, end, &gateway)
         if p == NULL:
             return 0
     q = at_tag(p, end, &te[EV_ON_DATA_CHANGE])
@@ -647,11 +736,11 @@ cdef int fast_row(Ctx* c, Columns* o, const uint8_t* p, const uint8_t* end,
                 and not utf8_valid(session.p, session.n):
             return 0
     elif not (session.n == o.session.n
-              and same_bytes(<const char*>o.session.p, session.p, session.n)):
+              and same_span(o.session.p, session.p, session.n)):
         return 0
     if has_status:
         if (o.fast_st_index >= 0 and status_payload.n == o.fast_st_n
-                and same_bytes(<const char*>o.fast_st_p, status_payload.p, status_payload.n)):
+                and same_span(o.fast_st_p, status_payload.p, status_payload.n)):
             status_index = <int16_t>o.fast_st_index
         elif fstatus(status_payload.p, status_payload.p + status_payload.n, vals,
                      &diag) == NULL:
@@ -659,7 +748,9 @@ cdef int fast_row(Ctx* c, Columns* o, const uint8_t* p, const uint8_t* end,
     # Committed: nothing below can send the event elsewhere but a full dictionary, and the
     # general path then makes the same additions before it gives up.
     k = o.variant_by_type[(data_type & 31) + 1 if kind != K_ABSENT else 0]
-    if (kind != K_ABSENT and k >= 0
+    if variant_hit >= 0:
+        variant_index = <int16_t>variant_hit
+    elif (kind != K_ABSENT and k >= 0
             and dict_same(o.variants, k, variant.p, variant.n, NULL)):
         variant_index = <int16_t>k
     else:
@@ -749,6 +840,8 @@ def _decode_columns(messages, tags, bint single):
     cdef const uint8_t* end
     cdef const uint8_t* start
     cdef const MsgTable* t = &TABLES[M_BATCH]
+    cdef const TagBytes* te = &_TAGS[M_BATCH][B_EVENTS]
+    cdef const uint8_t* q
     cdef uint8_t* base
     cdef int k
     cdef list offsets = []
@@ -801,6 +894,8 @@ def _decode_columns(messages, tags, bint single):
         o.variants = dict_new()
         o.statuses = dict_new()
         o.fast_st_index = -1
+        for k in range(3):
+            o.ts_n[k] = -1
         for k in range(33):
             o.variant_by_type[k] = -1
         for j in range(m):
@@ -812,6 +907,13 @@ def _decode_columns(messages, tags, bint single):
                 continue
             enter(&c, M_BATCH, p)
             while p < end:
+                q = at_tag(p, end, te)   # the usual framing, as in count_events
+                if q != NULL:
+                    q = flen(q, end, &ln)
+                    if q != NULL:
+                        columns_event(&c, &o, q, q + ln, &i)
+                        p = q + ln
+                        continue
                 start = p
                 p = rtag(&c, M_BATCH, p, end, &tag)
                 if slot_for(t, tag) == B_EVENTS:

@@ -291,6 +291,65 @@ def test_compare_gives_a_ratio(marker: str) -> None:
     assert ratio["eventsPerSecondMedian"] > 0
 
 
+def test_columns_json(marker: str) -> None:
+    pytest.importorskip("numpy")
+    data = report_of(bench(marker, *SHORT, "--path", "columns", "--json"))
+    assert_report(data, path="columns", decoder=_expected_decoder(), loop=_expected_loop())
+    assert data["requestedPath"] == "columns"
+    assert data["consumer"] == "stream_event_columns"
+    assert data["events"] > data["messages"]  # many events per message
+    assert "consumers" not in data and "ratios" not in data
+
+
+def test_columns_compare_beside_batches_and_raw(marker: str) -> None:
+    pytest.importorskip("numpy")
+    args = ("--path", "columns", "--compare", "--rounds", "2", "--batch-size", "400", "--json")
+    data = report_of(bench(marker, *SHORT, *args))
+    assert_report(data, path="columns", decoder=_expected_decoder(), loop=_expected_loop())
+    consumers = data["consumers"]
+    assert list(consumers) == ["raw_bytes", "stream_event_batches", "stream_event_columns"]
+    for name, part in consumers.items():
+        assert part["rounds"] == 2, name
+        assert part.get("droppedSequences", 0) == part.get("duplicateSequences", 0) == 0, name
+        assert part["bytes"] > 0 and part["cpuPerEventUs"] > 0, name
+        # Flood batches are full: every measured message carries batch-size events.
+        assert part["events"] == 400 * part["messages"] > 0, name
+    assert consumers["stream_event_batches"]["path"] == "batches"
+    assert "droppedSequences" not in consumers["raw_bytes"]  # it checks nothing
+    pairs = [(r["numerator"], r["denominator"]) for r in data["ratios"]]
+    assert pairs == [
+        ("stream_event_columns", "stream_event_batches"),
+        ("stream_event_columns", "raw_bytes"),
+    ]
+    for ratio in data["ratios"]:
+        assert len(ratio["eventsPerSecond"]) == len(ratio["cpuPerEvent"]) == 2
+        assert ratio["cpuPerEventMedian"] > 0
+
+
+def test_columns_human_and_python_decoder(marker: str) -> None:
+    pytest.importorskip("numpy")
+    result = bench(
+        marker, *SHORT, "--path", "columns", "--compare", "--rounds", "1", "--decoder", "python"
+    )
+    assert result.returncode == 0, (result.stdout, result.stderr)
+    out = result.stdout
+    assert out.startswith("path columns (asked columns), built-in simulator")
+    assert "decoder python" in out
+    assert re.search(r"^stream_event_columns +[\d,]+ ", out, re.M), out
+    assert "stream_event_columns ÷ stream_event_batches: events/s" in out
+    assert "stream_event_columns ÷ raw_bytes: events/s" in out
+    assert "sequences: 0 dropped, 0 duplicate (not checked by raw_bytes" in out
+
+
+def test_columns_fixed_rate_has_a_latency_per_event(marker: str) -> None:
+    pytest.importorskip("numpy")
+    need_simulator_flags("--flood-rate")
+    data = report_of(bench(marker, *SHORT, "--path", "columns", "--rate", "2000", "--json"))
+    assert_report(data, path="columns", decoder=_expected_decoder(), loop=_expected_loop())
+    assert data["rateEventsPerSecond"] == 2000
+    assert data["simulatorStats"]["events"] >= data["events"]
+
+
 def test_fixed_rate(marker: str) -> None:
     need_simulator_flags("--flood-rate")
     data = report_of(bench(marker, *SHORT, "--rate", "2000", "--json"))

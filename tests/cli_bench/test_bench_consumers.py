@@ -58,6 +58,7 @@ CASES = [
     pytest.param(measure_client, "single", "thread", id="client-single-thread"),
     pytest.param(measure_client, "single", "aio", id="client-single-aio"),
     pytest.param(measure_client, "batches", "thread", id="client-batches"),
+    pytest.param(measure_client, "columns", "thread", id="client-columns"),
     pytest.param(measure_stub, "batches", "aio", id="stubs-batches"),
     pytest.param(measure_stub, "single", "aio", id="stubs-single"),
     pytest.param(measure_raw, "batches", "aio", id="raw-batches"),
@@ -188,6 +189,31 @@ async def test_fallback_to_single_is_reported(parse: Any) -> None:
     assert report["events"] == report["messages"] > 0
     stubs = report["consumers"]["generated_stubs/aio"]
     assert stubs["path"] == "single" and stubs["eventsPerSecond"] > 0
+    assert gateway.order_ok()
+
+
+async def test_columns_fallback_to_single_is_reported(parse: Any) -> None:
+    pytest.importorskip("numpy")
+    gateway = FakeGateway(batches=False)
+    server, endpoint = await serve(gateway)
+    try:
+        argv = ["--endpoint", endpoint, "--plaintext", *SHORT, "--path", "columns", "--compare"]
+        report = await run_bench(parse([*argv, "--rounds", "1"]))
+    finally:
+        await server.stop(None)
+    assert report["requestedPath"] == "columns"
+    assert report["path"] == "single"
+    assert report["consumer"] == "stream_event_columns"
+    assert report["droppedSequences"] == report["duplicateSequences"] == 0
+    assert report["events"] == report["messages"] > 0
+    consumers = report["consumers"]
+    # Each fell back to StreamEvents, read by the client's receiver (the raw reader: aio).
+    assert set(consumers) == {
+        "stream_event_columns/thread",
+        "stream_event_batches/thread",
+        "raw_bytes/aio",
+    }
+    assert {part["path"] for part in consumers.values()} == {"single"}
     assert gateway.order_ok()
 
 

@@ -9,6 +9,7 @@ import os
 import sys
 import time
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 import msgspec
 import pytest
@@ -27,6 +28,7 @@ from mxgateway_cli._bench import (
     command,
     consume,
     consume_batches,
+    consume_columns,
     consume_events,
     consume_raw,
     rounds,
@@ -34,6 +36,9 @@ from mxgateway_cli._bench import (
     simulator,
     stats,
 )
+
+if TYPE_CHECKING:
+    from mxgateway.columns import EventColumns
 
 SESSION = "3f2b8c1e-5d4a-4e6f-9a7b-1c2d3e4f5a6b"
 
@@ -106,6 +111,60 @@ async def test_gaps_duplicates_and_replay_gaps_are_counted() -> None:
     assert result.duplicates == 4
     assert result.replay_gaps == 1
     assert result.first_sequence == 1
+
+
+def _columns(events: list[MxEvent]) -> EventColumns:
+    from mxgateway import decode_event_columns
+
+    return decode_event_columns(_codec.encode_event_batch(events))
+
+
+async def _columns_of(batches: AsyncIterator[list[MxEvent]]) -> AsyncIterator[EventColumns]:
+    async for batch in batches:
+        yield _columns(batch)
+
+
+async def test_columns_are_checked_like_batches() -> None:
+    pytest.importorskip("numpy")
+    head = [
+        _events(1, 10),  # 1..10
+        _events(11, 10),  # 11..20
+        _events(25, 6),  # 25..30: 21..24 dropped (4)
+        _events(28, 8),  # 28..35: 28..30 repeated (3)
+        [*_events(36, 1), *_events(36, 2)],  # 36, 36, 37: one more repeat
+        [*_events(38, 2), *_events(41, 2)],  # 38, 39, 41, 42: first+count agree, 40 dropped
+        [_gap()],  # a row kept whole in ``others``
+        [*_events(43, 2), _gap(), *_events(45, 1)],  # contiguous around a gap row
+    ]
+    result = await consume_columns(
+        _columns_of(_then_contiguous(head, 46)), StreamStats("t"), warmup=0.05, duration=0.05
+    )
+    assert result.dropped == 5
+    assert result.duplicates == 4
+    assert result.replay_gaps == 2
+    assert result.first_sequence == 1
+    assert result.last_sequence is not None and result.last_sequence >= 46
+
+
+async def test_columns_latency_per_message_and_per_event() -> None:
+    pytest.importorskip("numpy")
+    result = await consume_columns(
+        _columns_of(_then_contiguous([], 1)), StreamStats("t"), warmup=0.02, duration=0.05
+    )
+    assert (result.dropped, result.duplicates, result.replay_gaps) == (0, 0, 0)
+    assert result.latency_weights is not None
+    assert sum(result.latency_weights) == result.events > 0
+    assert len(result.latencies_ns) == result.messages
+    per_event = await consume_columns(
+        _columns_of(_then_contiguous([], 1)),
+        StreamStats("t"),
+        warmup=0.02,
+        duration=0.05,
+        per_event_latency=True,
+    )
+    assert per_event.latency_weights is None
+    assert len(per_event.latencies_ns) >= per_event.events > 0
+    assert min(per_event.latencies_ns) >= 0
 
 
 async def test_single_events_are_checked_one_by_one() -> None:

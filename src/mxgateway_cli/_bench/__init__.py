@@ -6,7 +6,8 @@ a child process (genuine mode, ``--no-event-batches``, for ``--path single``; pa
 
 * ``simulator``: the child simulator: its command, start and stop, CPU time, final stats;
 * ``stats``: what a consumer measured (``StreamStats``), percentiles, the CPU clocks read;
-* ``consume``: the hot loops (lists of events, single events, raw bytes) and their window;
+* ``consume``: the hot loops (lists of events, EventColumns, single events, raw bytes) and
+  their window;
 * ``consumers``: consumers wired to a gateway (the client, the generated stubs, a raw reader),
   each in a session of its own that advises its items once its stream is open;
 * ``rounds``: consumers in alternating rounds, and the ratios between them;
@@ -20,7 +21,12 @@ from mxgateway_cli._bench.command import (
     main,
     run_bench,
 )
-from mxgateway_cli._bench.consume import consume_batches, consume_events, consume_raw
+from mxgateway_cli._bench.consume import (
+    consume_batches,
+    consume_columns,
+    consume_events,
+    consume_raw,
+)
 from mxgateway_cli._bench.consumers import (
     PathName,
     Spec,
@@ -51,6 +57,7 @@ __all__ = [
     "builtin_simulator",
     "cmd_bench_stream_events",
     "consume_batches",
+    "consume_columns",
     "consume_events",
     "consume_raw",
     "flood_simulator",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib.util
 import math
 import sys
 import textwrap
@@ -88,7 +89,10 @@ def _wrap(text: str, indent: str = "") -> str:
 EPILOG = f"""\
 what is measured:
   --path batches: Session.stream_event_batches(); --compare adds a consumer on the plain
-  generated stubs. --path single: Session.stream_events(path="single") (StreamEvents, one
+  generated stubs. --path columns: Session.stream_event_columns() (EventColumns: numpy
+  columns, no Python object per event; needs mxgateway[columns]); --compare runs it beside
+  stream_event_batches() and a raw identity reader of the same rpc (no decoding), in
+  alternating rounds. --path single: Session.stream_events(path="single") (StreamEvents, one
   event per message; the built-in simulator runs in genuine mode, --no-event-batches);
   --compare runs it with the thread receiver, with the aio receiver, and a raw identity
   reader of the same rpc (no decoding), in alternating rounds. Every consumer opens its own
@@ -238,12 +242,13 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     )
     run.add_argument(
         "--path",
-        choices=("batches", "single"),
+        choices=("batches", "columns", "single"),
         default="batches",
         help="batches: stream_event_batches() (falls back to StreamEvents on UNIMPLEMENTED; "
-        "the report says which ran); single: stream_events(path='single'), StreamEvents, one "
-        "event per message, as the genuine gateway offers (the built-in simulator then runs "
-        "with --no-event-batches)",
+        "the report says which ran); columns: stream_event_columns(), EventColumns of the "
+        "same rpc (numpy; the same fallback); single: stream_events(path='single'), "
+        "StreamEvents, one event per message, as the genuine gateway offers (the built-in "
+        "simulator then runs with --no-event-batches)",
     )
     run.add_argument(
         "--receiver",
@@ -278,9 +283,10 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument(
         "--compare",
         action="store_true",
-        help="batches: also the plain generated stubs (protobuf + event_from_pb); single: the "
-        "thread receiver, the aio receiver and a raw identity reader; in alternating rounds, "
-        "with the ratio per round and its median",
+        help="batches: also the plain generated stubs (protobuf + event_from_pb); columns: "
+        "also stream_event_batches() and a raw identity reader; single: the thread receiver, "
+        "the aio receiver and a raw identity reader; in alternating rounds, with the ratio "
+        "per round and its median",
     )
     run.add_argument(
         "--rounds",
@@ -339,6 +345,8 @@ def _check_usage(args: argparse.Namespace) -> None:
         raise UsageError(
             "--receiver runs one receiver; --path single --compare runs both: drop one of them"
         )
+    if args.path == "columns" and importlib.util.find_spec("numpy") is None:
+        raise UsageError("--path columns needs numpy: pip install 'mxgateway[columns]'")
     _tags(args)
 
 
@@ -429,12 +437,21 @@ class _Run:
         def with_path() -> Spec:
             return replace(self.spec, path=self.path)
 
+        def rpc_path() -> Spec:
+            # The rpc the columns were read from (StreamEventBatches unless it fell back).
+            return replace(self.spec, path="single" if self.path == "single" else "batches")
+
         consumers: list[Measure] = [lambda: ours(primary)]
         if self.args.compare:
             if self.args.path == "single":
                 aio = self.clients["aio"]
                 consumers.append(lambda: ours(aio))
                 consumers.append(lambda: measure_raw(aio, with_path()))
+            elif self.args.path == "columns":
+                consumers.append(
+                    lambda: measure_client(primary, replace(self.spec, path="batches"))
+                )
+                consumers.append(lambda: measure_raw(primary, rpc_path()))
             else:
                 consumers.append(lambda: measure_stub(primary, with_path()))
         return consumers

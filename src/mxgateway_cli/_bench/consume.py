@@ -1,7 +1,8 @@
 """The consumers' hot loops: read for a warm-up and a measured window, check sequences, time.
 
-Three loops, one per shape of what a stream yields: lists of events (``consume_batches``),
-events one by one (``consume_events``) and raw message bytes (``consume_raw``). They share the
+Four loops, one per shape of what a stream yields: lists of events (``consume_batches``),
+``EventColumns`` (``consume_columns``), events one by one (``consume_events``) and raw message
+bytes (``consume_raw``). They share the
 window (``_Window``): a warm-up that is read and checked but not counted, then ``duration``
 seconds from the first message after it; the clock is compared with an int per message and
 everything else happens only when it passes the next check time.
@@ -11,7 +12,8 @@ message the first and last sequence and the count are checked (``last - first + 
 ``first`` = previous ``last + 1``); the codec keeps the wire order, so this proves contiguity
 for batches that are ascending inside. A message that fails the check is scanned event by
 event, counting dropped (skipped) and duplicate (repeated) sequences exactly. ReplayGap
-sentinels are counted apart.
+sentinels are counted apart. Columns are checked the same way on their ``worker_sequence``
+column (a replay gap is a row kept whole in ``others``).
 
 Latency: ``time.time_ns()`` when the consumer receives the event minus the event's
 ``gateway_receive_timestamp_ns`` (set by the gateway, or the simulator, when it produced the
@@ -35,12 +37,14 @@ from mxgateway_cli._bench.stats import CpuClock, StreamStats
 
 if TYPE_CHECKING:
     from mxgateway import MxEvent
+    from mxgateway.columns import EventColumns
 
 __all__ = [
     "GRACE_S",
     "ClockSource",
     "batch_event_counter",
     "consume_batches",
+    "consume_columns",
     "consume_events",
     "consume_raw",
     "default_clocks",
@@ -285,6 +289,115 @@ async def consume_batches(
                     else:
                         received = first.gateway_receive_timestamp_ns
                         if received is not None:
+                            add_latency(now - received)
+                            weights.append(n)
+                if now >= check_at:
+                    check_at = window.tick(now, events, messages)
+                    if not check_at:
+                        stopped = True
+                        break
+    except Exception:
+        window.finish(events, messages)
+        raise
+    finally:
+        stats.last_sequence = expected - 1 if expected >= 0 else None
+    if not stopped:
+        window.ended(events, messages)
+    return stats
+
+
+def _has_gap(unit: EventColumns) -> bool:
+    return any(event.replay_gap is not None for _, event in unit.others)
+
+
+def _irregular_columns(stats: StreamStats, unit: EventColumns, expected: int) -> int:
+    """``_irregular`` for one EventColumns: row by row, replay-gap rows counted apart."""
+    gaps = {row for row, event in unit.others if event.replay_gap is not None}
+    if not gaps:
+        return _irregular_sequences(stats, unit.worker_sequence.tolist(), expected)
+    stats.replay_gaps += len(gaps)
+    sequences = unit.worker_sequence.tolist()
+    return _irregular_sequences(
+        stats, [s for row, s in enumerate(sequences) if row not in gaps], expected
+    )
+
+
+def _irregular_sequences(stats: StreamStats, sequences: Sequence[int], expected: int) -> int:
+    """The sequences of one message in order (no replay gaps); the next expected sequence."""
+    for sequence in sequences:
+        if expected < 0:
+            stats.first_sequence = sequence
+        elif sequence > expected:
+            stats.dropped += sequence - expected
+        elif sequence < expected:
+            stats.duplicates += 1
+            continue
+        expected = sequence + 1
+    return expected
+
+
+async def consume_columns(
+    units: AsyncIterator[EventColumns],
+    stats: StreamStats,
+    *,
+    warmup: float,
+    duration: float,
+    wire: Callable[[], int] | None = None,
+    clocks: ClockSource | None = None,
+    per_event_latency: bool = False,
+    progress: bool = False,
+    opened: asyncio.Event | None = None,
+) -> StreamStats:
+    """``consume_batches`` for ``EventColumns`` (``Session.stream_event_columns``).
+
+    Per unit: ``len``, the first/last check on the ``worker_sequence`` column (the rows of
+    ``others`` looked at only when there are any: a replay gap is one of them) and one
+    latency sample from the first row's ``gateway_receive_timestamp_ns``, weighted by the
+    count; with ``per_event_latency`` one per row (numpy, rows without the stamp left out).
+    No MxEvent is made for a row.
+    """
+    from mxgateway.types import TIMESTAMP_ABSENT
+
+    time_ns = time.time_ns
+    latencies = stats.latencies_ns
+    add_latency = latencies.append
+    weights: array[int] | None = None
+    if not per_event_latency:
+        weights = stats.latency_weights = array("q")
+    window = _Window(
+        stats, warmup=warmup, duration=duration, wire=wire, clocks=clocks, progress=progress
+    )
+    check_at = window.check_at
+    expected = -1
+    events = messages = 0
+    stopped = False
+    try:
+        async with window.deadline(), _closing(units):
+            if opened is not None:
+                opened.set()
+            async for unit in units:
+                now = time_ns()
+                n = len(unit)
+                messages += 1
+                if n:
+                    events += n
+                    sequences = unit.worker_sequence
+                    sequence = int(sequences[0])
+                    if (
+                        sequence == expected
+                        and int(sequences[n - 1]) == sequence + n - 1
+                        and not (unit.others and _has_gap(unit))
+                    ):
+                        expected = sequence + n
+                    else:
+                        expected = _irregular_columns(stats, unit, expected)
+                    stamps = unit.gateway_receive_timestamp_ns
+                    if weights is None:
+                        present = stamps[stamps != TIMESTAMP_ABSENT]
+                        latencies.frombytes((now - present).astype("=q").tobytes())
+                    else:
+                        received = int(stamps[0])
+                        if received != TIMESTAMP_ABSENT:
                             add_latency(now - received)
                             weights.append(n)
                 if now >= check_at:

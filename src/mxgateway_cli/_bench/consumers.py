@@ -10,8 +10,10 @@ the run goes on; any other failure is raised.
 
 * ``measure_client``: ``Session.stream_event_batches(max_batch_events=...)`` (``path
   "batches"``; falls back to StreamEvents when the gateway answers UNIMPLEMENTED and says so
-  in ``StreamStats.path``) or ``Session.stream_events(path="single")``, one event at a time,
-  read by the client's event receiver (``ClientOptions.event_receiver``).
+  in ``StreamStats.path``), ``Session.stream_event_columns(max_batch_events=...)`` (``path
+  "columns"``: EventColumns, numpy; the same fallback) or
+  ``Session.stream_events(path="single")``, one event at a time, read by the client's event
+  receiver (``ClientOptions.event_receiver``).
 * ``measure_stub``: what a consumer written on the plain generated stubs does: protobuf
   messages (``MxEventBatch`` or ``MxEvent``) on a grpc.aio channel of its own, then
   ``event_from_pb`` for every event.
@@ -38,6 +40,7 @@ from mxgateway_cli._bench.consume import (
     ClockSource,
     batch_event_counter,
     consume_batches,
+    consume_columns,
     consume_events,
     consume_raw,
     default_clocks,
@@ -55,7 +58,7 @@ __all__ = [
     "measure_stub",
 ]
 
-PathName = Literal["batches", "single"]
+PathName = Literal["batches", "columns", "single"]
 
 _SERVICE = "/mxaccess_gateway.v1.MxAccessGateway/"
 _CLOSE_TIMEOUT_S = 5.0
@@ -215,6 +218,8 @@ async def measure_client(client: GatewayClient, spec: Spec) -> StreamStats:
     receiver = client.event_receiver
     if spec.path == "batches":
         stats = StreamStats("stream_event_batches")
+    elif spec.path == "columns":
+        stats = StreamStats("stream_event_columns")
     else:
         stats = StreamStats("stream_events", receiver=receiver)
     async with _session(client, "mxgw-py bench") as (session, server):
@@ -247,6 +252,18 @@ async def measure_client(client: GatewayClient, spec: Spec) -> StreamStats:
                     progress=spec.progress,
                     opened=opened,
                 )
+            if spec.path == "columns":
+                return consume_columns(
+                    session.stream_event_columns(max_batch_events=spec.batch_size, resume=False),
+                    stats,
+                    warmup=spec.warmup,
+                    duration=spec.duration,
+                    wire=wire,
+                    clocks=clocks,
+                    per_event_latency=spec.per_event_latency,
+                    progress=spec.progress,
+                    opened=opened,
+                )
             return consume_events(
                 session.stream_events(path="single", resume=False),
                 stats,
@@ -260,9 +277,12 @@ async def measure_client(client: GatewayClient, spec: Spec) -> StreamStats:
 
         await _attach_then_advise(session, server, spec.tags, consume, stats)
         stats.path = session.event_path or spec.path
-    if stats.path == "single" and spec.path == "batches":
+    if spec.path == "columns" and stats.path == "batches":
+        stats.path = "columns"  # StreamEventBatches, decoded into columns
+    if stats.path == "single" and spec.path != "single":
         # The gateway lacks StreamEventBatches: StreamEvents carries one event per message,
-        # and the lists were drains of messages that arrived together, not messages.
+        # and the lists (or columns) were drains of messages that arrived together, not
+        # messages.
         stats.receiver = receiver
         stats.messages = stats.events
     return stats
@@ -279,7 +299,7 @@ async def measure_stub(client: GatewayClient, spec: Spec) -> StreamStats:
     from mxgateway._pbconvert import event_from_pb
     from mxgateway.generated import mxaccess_gateway_pb2 as pb
 
-    batches = spec.path == "batches"
+    batches = spec.path != "single"
     method = "StreamEventBatches" if batches else "StreamEvents"
     message_type: Any = pb.MxEventBatch if batches else pb.MxEvent
     deserialize, wire = _counting(message_type.FromString)
@@ -332,7 +352,7 @@ async def measure_raw(client: GatewayClient, spec: Spec) -> StreamStats:
     check and no latency: nothing is decoded."""
     from mxgateway.generated import mxaccess_gateway_pb2 as pb
 
-    batches = spec.path == "batches"
+    batches = spec.path != "single"
     method = "StreamEventBatches" if batches else "StreamEvents"
     multicallable: Any = client._live_channel().unary_stream(
         _SERVICE + method,
