@@ -19,9 +19,12 @@ everything. Without it the consumer is ephemeral (gone when the iterator is clos
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import logging
+import secrets
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -44,6 +47,7 @@ from mxgateway.types import MxEvent, SessionRecovered
 if TYPE_CHECKING:
     from nats.aio.client import Client as NATS
     from nats.aio.msg import Msg
+    from nats.js.api import ConsumerConfig
     from nats.js.client import JetStreamContext
 
     from mxgateway.columns import EventColumns
@@ -147,6 +151,103 @@ def decode_message(msg: Msg, prefix: str, names: dict[int, str] | None = None) -
     return []
 
 
+# How long one pull request waits on the server for its messages (a new one follows).
+_EXPIRES_S = 5.0
+_STATUS = "Status"
+_HEARTBEAT = "100"
+
+
+async def _consumer_of(
+    js: JetStreamContext, stream: str, durable: str | None, config: ConsumerConfig
+) -> str:
+    """The name of the pull consumer to read: ``durable`` (made when missing) or a new
+    ephemeral one."""
+    from nats.js.errors import NotFoundError
+
+    if durable:
+        try:
+            await js.consumer_info(stream, durable)
+            return durable
+        except NotFoundError:
+            config = dataclasses.replace(config, name=durable, durable_name=durable)
+    else:
+        config = dataclasses.replace(config, name=secrets.token_hex(11))
+    info = await js.add_consumer(stream, config)
+    return str(info.name)
+
+
+class _Puller:
+    """A pull consumer's messages, by nats-py's public core API: a subscription on an inbox
+    and pull requests (``$JS.API.CONSUMER.MSG.NEXT``) naming it as the reply subject.
+
+    nats-py's ``PullSubscription.fetch`` takes each message with ``next_msg``: a uuid, two
+    tasks and a ``wait_for`` per message, most of the consumer's CPU in the items layout
+    (one message per event). Here a message costs one callback appending it to a list; a
+    fetch takes what arrived (waiting only when nothing has) and the next request is sent at
+    once, so the server delivers while the caller works. One request is open at a time
+    (it ends with its last message or a status: 404, 408, 409), so at most two fetches'
+    worth of messages are on their way (``_fetches`` bounds a fetch in bytes).
+    """
+
+    def __init__(self, nc: NATS, stream: str, consumer: str) -> None:
+        self._nc = nc
+        self.consumer = consumer
+        self._subject = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}"
+        self._inbox = nc.new_inbox()
+        self._buffer: list[Msg] = []
+        self._arrived = asyncio.Event()
+        self._open = 0  # messages the open request may still bring
+        self._deadline = 0.0  # when it is taken for lost (expired, or gone with a connection)
+        self._sub: Any = None
+
+    async def start(self) -> None:
+        self._sub = await self._nc.subscribe(self._inbox, cb=self._on_message)
+
+    async def unsubscribe(self) -> None:
+        if self._sub is not None:
+            await self._sub.unsubscribe()
+
+    async def _on_message(self, msg: Msg) -> None:
+        if not msg.data:
+            headers = msg.headers
+            if headers and _STATUS in headers:
+                if headers[_STATUS] != _HEARTBEAT:
+                    self._open = 0  # the request ended
+                self._arrived.set()
+                return
+        self._buffer.append(msg)
+        self._open -= 1
+        self._arrived.set()
+
+    async def _request(self, want: int) -> None:
+        now = time.monotonic()
+        if (self._open > 0 and now < self._deadline) or len(self._buffer) >= want:
+            return
+        self._open = want
+        self._deadline = now + _EXPIRES_S + 2.0
+        request = b'{"batch":%d,"expires":%d}' % (want, int(_EXPIRES_S * 1e9))
+        await self._nc.publish(self._subject, request, reply=self._inbox)
+
+    async def take(self, want: int, timeout: float) -> list[Msg]:
+        """Up to ``want`` messages in delivery order; [] when none came within ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while not self._buffer:
+            self._arrived.clear()
+            await self._request(want)
+            if self._buffer:
+                break
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return []
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(left):
+                    await self._arrived.wait()
+        msgs = self._buffer[:want]
+        del self._buffer[:want]
+        await self._request(want)  # the next ones travel while the caller works
+        return msgs
+
+
 async def _fetches(
     nc: NATS,
     stream: str,
@@ -159,7 +260,6 @@ async def _fetches(
     """(the stream's subject prefix, the messages of one fetch) until closed: every message
     delivered in order, none lost. The caller acknowledges them (``_acknowledge``) once its
     own caller has them, before asking for the next fetch."""
-    from nats.errors import TimeoutError as NatsTimeoutError
     from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
     if not 1 <= batch <= _MAX_FETCH:
@@ -195,7 +295,8 @@ async def _fetches(
             config = dataclasses.replace(
                 base, deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=after + 1
             )
-        sub = await js.pull_subscribe("", durable=durable, stream=stream, config=config)
+        sub = _Puller(nc, stream, await _consumer_of(js, stream, durable, config))
+        await sub.start()
         delivered = 0
         try:
             while True:
@@ -203,9 +304,8 @@ async def _fetches(
                 # per-connection max_pending (64 MB) gets the reader cut as a slow consumer
                 # and the messages in flight lost.
                 want = max(1, min(batch, _FETCH_BYTES // max(size, 1)))
-                try:
-                    msgs = await sub.fetch(want, timeout=1.0)
-                except NatsTimeoutError:
+                msgs = await sub.take(want, timeout=1.0)
+                if not msgs:
                     continue
                 lost = False
                 if not durable:
@@ -237,7 +337,7 @@ async def _fetches(
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
         with contextlib.suppress(Exception):  # the one that lost deliveries (else: expires)
-            await js.delete_consumer(stream, getattr(sub, "_consumer", ""))
+            await js.delete_consumer(stream, sub.consumer)
 
 
 class _Decoder:
