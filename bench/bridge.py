@@ -13,7 +13,9 @@ active to the consumer's last event; the consumer must receive exactly what the 
 forwarded. Goals (issue 16): batch layout ≥ 1 M events/s through one server, items layout
 ≥ 40k events/s. This machine is small and shared: compare figures of one round, not of runs.
 
-Run: ``python -m bench.bridge --rounds 3`` (a line per round, then one JSON line).
+Run: ``python -m bench.bridge --rounds 3`` (a line per round, then one JSON line);
+``--compare-consumer PATH`` adds an items-layout round whose consumer reads with another
+``_consume.py`` (the code before a change), in the same rotation.
 ``python -m bench.bridge --consume URL STREAM`` is the consumer process.
 """
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib.util
 import json
 import os
 import statistics
@@ -62,9 +65,17 @@ async def _bounded(what: str, awaitable: Any, seconds: float = _WAIT_S) -> Any:
 # -- the consumer process --------------------------------------------------------------------
 
 
-async def _consume(url: str, stream: str, idle: float) -> dict[str, Any]:
+async def _consume(url: str, stream: str, idle: float, code: str | None) -> dict[str, Any]:
     """Read ``stream`` from its start until nothing came for ``idle`` seconds after the
-    ``{"stop": N}`` line on stdin (N: the events the bridge forwarded) or N events."""
+    ``{"stop": N}`` line on stdin (N: the events the bridge forwarded) or N events; with
+    ``consume_batches`` of ``code`` (another ``_consume.py``) when given."""
+    reader_of: Any = consume_batches
+    if code is not None:
+        spec = importlib.util.spec_from_file_location("_consume_compared", code)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        reader_of = module.consume_batches
     nc = await connect_nats(NatsOptions(servers=(url,)))
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
@@ -89,13 +100,13 @@ async def _consume(url: str, stream: str, idle: float) -> dict[str, Any]:
 
     async def read() -> None:
         nonlocal count, last
-        batches = consume_batches(nc, stream, from_start=True, batch=256, kv_bucket=None)
+        batches = reader_of(nc, stream, from_start=True, batch=256, kv_bucket=None)
         try:
             async for batch in batches:
                 count += len(batch)
                 last = time.time()
         finally:
-            await batches.aclose()  # type: ignore[attr-defined]
+            await batches.aclose()
 
     reading = asyncio.create_task(read())
     await read_expected()
@@ -122,8 +133,10 @@ async def _bridge_round(
     seconds: float,
     number: int,
     pids: tuple[int, int],
+    consumer_code: str | None = None,
 ) -> dict[str, Any]:
-    stream = f"BENCH_{layout}_{number}"
+    stream = f"BENCH_{layout}_{number}{'_compared' if consumer_code else ''}"
+    code = ["--consumer-code", consumer_code] if consumer_code else []
     consumer = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -131,6 +144,7 @@ async def _bridge_round(
         "--consume",
         nats_url,
         stream,
+        *code,
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
     )
@@ -160,7 +174,7 @@ async def _bridge_round(
         await _bounded(f"{layout} round {number + 1}: the bridge going active", active.wait())
         await asyncio.sleep(seconds)
         stop.set()
-        stats = await _bounded(f"{layout} round {number + 1}: the bridge stopping", task)
+        stats = await _bounded(f"{stream}: the bridge stopping", task)
         ended, cpu = time.time(), time.process_time()
         sim_cpu, server_cpu = _cpu_of(sim_pid), _cpu_of(server_pid)
         what = f"{layout} round {number + 1}: the consumer"
@@ -220,6 +234,8 @@ async def _batches_round(endpoint: str, tags: list[str], seconds: float) -> dict
 
 async def _main(args: argparse.Namespace) -> dict[str, Any]:
     kinds = ["stream_event_batches", "bridge/batch", "bridge/items"]
+    if args.compare_consumer:
+        kinds.append("bridge/items-compared")  # the consumer of --compare-consumer
     rows: dict[str, list[dict[str, Any]]] = {k: [] for k in kinds}
     with tempfile.TemporaryDirectory(prefix="bench-bridge-") as directory:
         server = start_server(Path(directory))
@@ -227,12 +243,12 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
             async with SimProcess(flood=True) as sim:
                 tags = await sim.call("sample_references", args.items)
                 for number in range(args.rounds):
-                    order = kinds[number % 3 :] + kinds[: number % 3]
+                    order = kinds[number % len(kinds) :] + kinds[: number % len(kinds)]
                     for kind in order:
                         if kind == "stream_event_batches":
                             row = await _batches_round(sim.endpoint, tags, args.seconds)
                         else:
-                            layout = kind.split("/")[1]
+                            layout = kind.split("/")[1].removesuffix("-compared")
                             assert server.process is not None
                             row = await _bridge_round(
                                 sim.endpoint,
@@ -242,9 +258,10 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
                                 args.seconds,
                                 number,
                                 (sim.pid, server.process.pid),
+                                args.compare_consumer if kind.endswith("-compared") else None,
                             )
                         rows[kind].append(row)
-                    b, bb, bi = (rows[k][-1] for k in kinds)
+                    b, bb, bi = (rows[k][-1] for k in kinds[:3])
                     print(
                         f"round {number + 1}: stream_event_batches "
                         f"{b['eventsPerSecond']:,.0f}/s {b['cpuNsPerEvent']:.0f} ns/event; "
@@ -257,9 +274,19 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
                         f"{bi['endToEndPerSecond']:,.0f}/s end to end, "
                         f"{bi['bridgeCpuNsPerEvent']:.0f} ns/event "
                         f"(cpu: bridge {bi['bridgeCpuShare']:.2f} sim {bi['simCpuShare']:.2f} "
-                        f"server {bi['serverCpuShare']:.2f})",
+                        f"server {bi['serverCpuShare']:.2f}), consumer "
+                        f"{bi['consumerCpuNsPerEvent']:.0f} ns/event",
                         flush=True,
                     )
+                    if args.compare_consumer:
+                        bc = rows[kinds[3]][-1]
+                        print(
+                            f"round {number + 1}: bridge items, compared consumer: "
+                            f"{bc['forwardedPerSecond']:,.0f}/s forwarded, "
+                            f"{bc['endToEndPerSecond']:,.0f}/s end to end, consumer "
+                            f"{bc['consumerCpuNsPerEvent']:.0f} ns/event",
+                            flush=True,
+                        )
         finally:
             server.stop()
 
@@ -307,10 +334,17 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=16)
     parser.add_argument("--consume", nargs=2, metavar=("URL", "STREAM"), help=argparse.SUPPRESS)
     parser.add_argument("--idle", type=float, default=3.0, help=argparse.SUPPRESS)
+    parser.add_argument("--consumer-code", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--compare-consumer",
+        metavar="PATH",
+        help="another _consume.py (e.g. git show main:src/mxgateway/bridge/_consume.py): an "
+        "extra items-layout round whose consumer process reads with it",
+    )
     args = parser.parse_args()
     if args.consume:
         url, stream = args.consume
-        print(json.dumps(run(_consume(url, stream, args.idle))), flush=True)
+        print(json.dumps(run(_consume(url, stream, args.idle, args.consumer_code))), flush=True)
         return
     print(json.dumps(run(_main(args)), sort_keys=True, default=round))
 

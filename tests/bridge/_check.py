@@ -8,6 +8,7 @@ what a restarted bridge trusts) and the events decoded from the payloads (what c
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,7 +16,9 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-from mxgateway.bridge import decode_message, item_names
+from mxgateway.bridge import consume, consume_columns, decode_message, item_names
+from mxgateway.columns import EventColumns
+from mxgateway.types import MxEvent
 
 __all__ = ["StreamCheck", "check_stream", "read_all"]
 
@@ -172,3 +175,42 @@ async def check_stream(
             if event.tag is not None:
                 check.tags.add(event.tag)
     return check
+
+
+# -- the consumers' readings -----------------------------------------------------------------
+
+
+async def read_columns(
+    nc: object, stream: str, events: int, **kwargs: object
+) -> list[EventColumns]:
+    """EventColumns from the stream's start until they hold ``events`` rows."""
+    units: list[EventColumns] = []
+    rows = 0
+    async with asyncio.timeout(30):
+        async for unit in consume_columns(nc, stream, from_start=True, **kwargs):  # type: ignore[arg-type]
+            assert isinstance(unit, EventColumns) and len(unit)
+            units.append(unit)
+            rows += len(unit)
+            if rows >= events:
+                break
+    assert rows == events
+    return units
+
+
+async def read_events(nc: object, stream: str, events: int) -> list[MxEvent]:
+    out: list[MxEvent] = []
+    async with asyncio.timeout(30):
+        async for event in consume(nc, stream, from_start=True):  # type: ignore[arg-type]
+            out.append(event)
+            if len(out) == events:
+                break
+    return out
+
+
+async def columns_agree(nc: NATS, stream: str, count: int) -> list[EventColumns]:
+    """``consume_columns`` and ``consume`` read the first ``count`` items of ``stream`` (events
+    and markers) alike, row for row; the EventColumns read."""
+    events = await read_events(nc, stream, count)
+    units = await read_columns(nc, stream, count)
+    assert [event for unit in units for event in unit.to_events()] == events
+    return units

@@ -9,7 +9,7 @@ import asyncio
 from mxgateway import ClientOptions
 from mxgateway.bridge import Bridge, BridgeConfig, NatsOptions
 from mxgateway.sim import SimConfig, SimulatedGateway
-from tests.bridge._check import check_stream
+from tests.bridge._check import check_stream, columns_agree
 from tests.bridge._servers import NatsServer
 from tests.bridge.conftest import nats_client, wait_stored
 
@@ -38,6 +38,10 @@ async def test_replay_gap_becomes_a_gap_record(nats_server: NatsServer) -> None:
         assert second.stats.gaps == 1
     async with nats_client([nats_server.url]) as nc:
         check = await check_stream(nc, "GAP", "mxgw.GAP")
+        units = await columns_agree(nc, "GAP", check.events + 1)
+    # The gap record is an EventColumns of its own: its sentinel in others, as a stream's.
+    (gap_unit,) = [u for u in units if any(e.replay_gap for _, e in u.others)]
+    assert len(gap_unit) == 1 and gap_unit.others[0][0] == 0
     assert check.sessions == [session_id]
     ((gap_session, gap_first, gap_last),) = check.gaps
     assert gap_session == session_id and gap_first == last + 1
@@ -64,6 +68,9 @@ async def test_gateway_restart_is_a_session_record(nats_server: NatsServer) -> N
         await asyncio.wait_for(task, 30)
     async with nats_client([nats_server.url]) as nc:
         check = await check_stream(nc, "REC", "mxgw.REC")
+        units = await columns_agree(nc, "REC", check.events + 1)
+    (marker,) = [u for u in units if any(e.session_recovered for _, e in u.others)]
+    assert len(marker) == 1 and marker.session_id == check.sessions[1]
     assert len(check.sessions) == 2 and check.gaps == []
     (recovered,) = check.recovered
     old, new = check.sessions
