@@ -10,7 +10,7 @@ a decode error ending the stream after what decoded; confirmed writes.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -278,19 +278,47 @@ async def test_falls_back_to_stream_events() -> None:
     await serve_gateway(_SingleOnlyGateway(), run)  # type: ignore[abstract]
 
 
-class _BrokenBatchGateway(pb_grpc.MxAccessGatewayServicer):
+def _broken_batches(request: pb.StreamEventsRequest) -> list[bytes]:
     """A good MxEventBatch, then bytes that are not one."""
+    good = pb.MxEventBatch(events=[_event(1, request.session_id), _event(2, request.session_id)])
+    # Field number 0 inside the empty OnDataChangeEvent: the codec rejects it (docs/codec.md
+    # D5). Sent as bytes, so that no protobuf version on the server side gets to parse it.
+    raw = pb.MxEvent(session_id=request.session_id, worker_sequence=3).SerializeToString()
+    bad_event = raw + b"\xa2\x01\x02\x00\x00"
+    events_key = (pb.MxEventBatch.DESCRIPTOR.fields_by_name["events"].number << 3) | 2
+    bad = bytes([events_key, len(bad_event)]) + bad_event
+    return [good.SerializeToString(), bad]
 
-    async def StreamEventBatches(
-        self, request: pb.StreamEventsRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> AsyncIterator[pb.MxEventBatch]:
-        yield pb.MxEventBatch(events=[_event(1, request.session_id), _event(2, request.session_id)])
-        # Field number 0 inside the empty OnDataChangeEvent: protobuf keeps it as an unknown
-        # field (and sends it), the codec rejects it (docs/codec.md D5).
-        raw = pb.MxEvent(session_id=request.session_id, worker_sequence=3).SerializeToString()
-        bad = pb.MxEvent.FromString(raw + b"\xa2\x01\x02\x00\x00")
-        yield pb.MxEventBatch(events=[bad])
+
+async def _serve_raw_batches(test: Callable[[str], Awaitable[None]]) -> None:
+    """A gateway whose StreamEventBatches sends ``_broken_batches`` as raw bytes."""
+
+    async def stream(
+        request: pb.StreamEventsRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[bytes]:
+        for data in _broken_batches(request):
+            yield data
         await asyncio.sleep(3600)
+
+    server = grpc.aio.server()
+    server.add_generic_rpc_handlers(
+        (
+            grpc.method_handlers_generic_handler(
+                "mxaccess_gateway.v1.MxAccessGateway",
+                {
+                    "StreamEventBatches": grpc.unary_stream_rpc_method_handler(
+                        stream, request_deserializer=pb.StreamEventsRequest.FromString
+                    )
+                },
+            ),
+        )
+    )
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        await test(f"127.0.0.1:{port}")
+    finally:
+        await server.stop(None)
 
 
 async def test_a_decode_error_ends_the_stream_after_what_decoded() -> None:
@@ -304,4 +332,4 @@ async def test_a_decode_error_ends_the_stream_after_what_decoded() -> None:
             assert _sequences(units) == [1, 2]
             assert session.stats is not None and session.stats.decode_errors == 1
 
-    await serve_gateway(_BrokenBatchGateway(), run)  # type: ignore[abstract]
+    await _serve_raw_batches(run)
