@@ -14,7 +14,7 @@ compile:            ## rebuild the Cython extension in place after editing ext/
 
 test:               ## the test suite, compiled codec then pure-Python twin
 	$(PYTHON) -m pytest
-	MXGATEWAY_NO_EXTENSIONS=1 MXGATEWAY_TEST_LOOP=asyncio $(PYTHON) -m pytest
+	MXGATEWAY_NO_EXTENSIONS=1 MXGATEWAY_TEST_LOOP=asyncio $(PYTHON) -m pytest -m "not once"
 
 lint:               ## ruff and mypy
 	$(PYTHON) -m ruff check .

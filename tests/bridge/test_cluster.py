@@ -8,6 +8,8 @@ import asyncio
 import signal
 from pathlib import Path
 
+import pytest
+
 from mxgateway.sim import SimConfig, SimulatedGateway
 from tests.bridge._check import check_stream
 from tests.bridge._servers import NatsCluster
@@ -19,6 +21,10 @@ from tests.bridge.conftest import (
     tail_sequences,
     wait_stored,
 )
+
+# The bridge's crash, standby and cluster behaviour runs in child processes; what it
+# checks (exactly once in JetStream) does not depend on the codec or this process's loop.
+pytestmark = pytest.mark.once
 
 
 async def test_stream_leader_killed_while_forwarding(

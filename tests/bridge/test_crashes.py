@@ -13,6 +13,8 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import pytest
+
 from mxgateway.sim import SimConfig, SimulatedGateway
 from tests.bridge._check import check_stream
 from tests.bridge._servers import NatsServer
@@ -24,6 +26,10 @@ from tests.bridge.conftest import (
     tail_sequences,
     wait_stored,
 )
+
+# The bridge's crash, standby and cluster behaviour runs in child processes; what it
+# checks (exactly once in JetStream) does not depend on the codec or this process's loop.
+pytestmark = pytest.mark.once
 
 
 def _items_file(tmp_path: Path, sim: SimulatedGateway, count: int = 20) -> str:

@@ -16,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from mxgateway import ClientOptions
 from mxgateway.bridge import Bridge, BridgeConfig, NatsOptions, consume_batches
 from tests.bridge._check import check_stream
@@ -68,6 +70,7 @@ async def test_a_flood_backlog_reads_back_whole(nats_server: NatsServer) -> None
         assert got == stats.events
 
 
+@pytest.mark.once  # the bridge process's counts
 async def test_a_stop_under_flood_counts_what_the_drain_stored(nats_server: NatsServer) -> None:
     """Items layout, stopped while the window (--max-pending) is full: the stopped report's
     events and last sequence are what the stream holds (they once left out the last window,

@@ -229,6 +229,7 @@ def test_single_path_aio_receiver(marker: str) -> None:
     assert "receiverThreadCpuSeconds" not in data
 
 
+@pytest.mark.once  # the --compare harness; the twin decoder has its own case
 def test_single_compare(marker: str) -> None:
     needs_genuine_mode()
     data = report_of(
@@ -276,6 +277,7 @@ def test_asyncio_loop_and_options(marker: str) -> None:
     assert data["events"] == 50 * data["messages"]
 
 
+@pytest.mark.once  # the --compare harness; the twin decoder has its own case
 def test_compare_gives_a_ratio(marker: str) -> None:
     data = report_of(bench(marker, *SHORT, "--compare", "--rounds", "2", "--json"))
     assert_report(data, path="batches", decoder=_expected_decoder(), loop=_expected_loop())
@@ -301,6 +303,7 @@ def test_columns_json(marker: str) -> None:
     assert "consumers" not in data and "ratios" not in data
 
 
+@pytest.mark.once  # the --compare harness; the twin decoder has its own case
 def test_columns_compare_beside_batches_and_raw(marker: str) -> None:
     pytest.importorskip("numpy")
     args = ("--path", "columns", "--compare", "--rounds", "2", "--batch-size", "400", "--json")

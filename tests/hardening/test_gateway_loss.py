@@ -68,6 +68,7 @@ async def test_outage_with_a_surviving_session_resumes(
     await assert_no_new_tasks(before)
 
 
+@pytest.mark.once  # keepalive detection (grpc-core)
 @pytest.mark.parametrize("mode", MODES)
 async def test_silent_partition_is_detected_and_the_stream_resumes(mode: StreamMode) -> None:
     # The proxy stops relaying without closing anything: neither side hears a thing. The client

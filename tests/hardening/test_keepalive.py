@@ -12,6 +12,8 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import pytest
+
 from mxgateway import ClientOptions, GalaxyRepositoryClient, GatewayClient
 from mxgateway._channel import channel_args
 from mxgateway._options import DEFAULT_KEEPALIVE_S
@@ -78,6 +80,7 @@ def _closest(pings: list[list[float]], start: float, end: float) -> float:
     return min(gaps, default=math.inf)
 
 
+@pytest.mark.once  # grpc-core's pings, not the codec
 async def test_the_client_never_pings_faster_than_a_strict_gateway_allows() -> None:
     """Through a proxy that notes every PING a client sends: a client whose keepalive the
     gateway allows never pings closer than the gateway's interval, and its quiet streams stay

@@ -9,6 +9,8 @@ import asyncio
 import gc
 import sys
 
+import pytest
+
 from mxgateway import GatewayClient
 from mxgateway.sim._galaxy import Galaxy
 from tests.hardening.conftest import assert_no_new_tasks
@@ -27,6 +29,7 @@ GALAXY = 400  # objects: enough for 2,000 distinct scalar attributes
 MAX_GROWTH_BLOCKS = 5_000
 
 
+@pytest.mark.once  # memory of sessions and items
 async def test_32_sessions_of_2000_items_repeatedly_without_growth() -> None:
     references = Galaxy(GALAXY, 1).sample_references(ITEMS)
     assert len(references) == ITEMS

@@ -25,6 +25,10 @@ ACKED = S.ALARM_CONDITION_STATE_ACTIVE_ACKED
 UNACKED = S.ALARM_CONDITION_STATE_INACTIVE_UNACKED
 
 
+# The simulated Galaxy and alarm model: no event decoding, nothing loop-specific.
+pytestmark = pytest.mark.once
+
+
 def _analog(galaxy: Galaxy, n: int = 1) -> list[tuple[str, float]]:
     """``n`` analog alarm references on distinct objects, with their limits."""
     out: list[tuple[str, float]] = []

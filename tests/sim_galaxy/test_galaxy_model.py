@@ -11,6 +11,10 @@ from mxgateway.sim._galaxy import AREA_CATEGORY, Galaxy, GalaxyFilter
 ALL = GalaxyFilter()
 
 
+# The simulated Galaxy and alarm model: no event decoding, nothing loop-specific.
+pytestmark = pytest.mark.once
+
+
 def _dump(galaxy: Galaxy) -> list[bytes]:
     return [
         galaxy.object_proto(g).SerializeToString(deterministic=True)

@@ -20,6 +20,10 @@ from tests.sim_galaxy._harness import Sim, eventually, read, serve
 Obj = gpb.GalaxyObject
 
 
+# The simulated Galaxy and alarm model: no event decoding, nothing loop-specific.
+pytestmark = pytest.mark.once
+
+
 async def _discover_all(sim: Sim, **fields: Any) -> tuple[list[Obj], list[int]]:
     """Every object of a DiscoverHierarchy query, page by page, and each page's total."""
     objects: list[Obj] = []
