@@ -40,17 +40,20 @@ def pytest_benchmark_update_json(
 
 
 def add_ratios(benchmarks: list[dict[str, Any]]) -> None:
-    """Set ``reference`` and ``ratio_to_reference`` in the ``extra_info`` of each benchmark
-    whose group has its reference in ``benchmarks`` (pytest-benchmark's JSON entries)."""
-    medians = {(b["group"], b["name"]): b["stats"]["median"] for b in benchmarks}
+    """Set ``reference``, ``ratio_to_reference`` (of the medians) and ``ratio_to_reference_min``
+    (of the best rounds) in the ``extra_info`` of each benchmark whose group has its reference
+    in ``benchmarks`` (pytest-benchmark's JSON entries)."""
+    stats = {(b["group"], b["name"]): b["stats"] for b in benchmarks}
     for bench in benchmarks:
         reference = REFERENCES.get(bench["group"] or "")
-        base = medians.get((bench["group"], reference)) if reference else None
-        if not base or not bench["stats"]["median"]:
+        base = stats.get((bench["group"], reference)) if reference else None
+        own = bench["stats"]
+        if not base or not base["median"] or not own["median"] or not own["min"]:
             continue
-        bench.setdefault("extra_info", {})
-        bench["extra_info"]["reference"] = reference
-        bench["extra_info"]["ratio_to_reference"] = round(base / bench["stats"]["median"], 4)
+        info = bench.setdefault("extra_info", {})
+        info["reference"] = reference
+        info["ratio_to_reference"] = round(base["median"] / own["median"], 4)
+        info["ratio_to_reference_min"] = round(base["min"] / own["min"], 4)
 
 
 def pytest_benchmark_update_machine_info(
