@@ -24,7 +24,7 @@ lint:               ## ruff and mypy
 bench:              ## benchmarks (pytest-benchmark)
 	$(PYTHON) -m pytest bench --benchmark-only --benchmark-columns=min,median,mean,ops,rounds
 
-bench-save:         ## the ratio benchmarks as this machine's baseline (bench/baselines/)
+bench-save:         ## the ratio benchmarks, best of three runs, as this machine's baseline
 	$(PYTHON) -m bench.guard --save
 
 bench-guard:        ## the ratio benchmarks compared with the baseline (CI's guard)

@@ -24,7 +24,7 @@ from typing import Any
 
 from bench.conftest import add_ratios
 
-__all__ = ["Row", "compare", "load_ratios", "main"]
+__all__ = ["Row", "compare", "fmt_ratio", "load_ratios", "main", "render"]
 
 
 Ratios = dict[str, tuple[float, float] | None]
@@ -60,7 +60,8 @@ class Row:
     name: str
     before: float | None
     after: float | None
-    change: float | None  # after / before - 1
+    change: float | None  # after / before - 1, by the medians
+    change_min: float | None  # the same by the best rounds
     verdict: str  # ok | WORSE | better | only in baseline | only in run | no reference
 
 
@@ -70,11 +71,13 @@ def compare(baseline: Ratios, run: Ratios, threshold: float) -> list[Row]:
     for name in sorted(baseline.keys() | run.keys()):
         before, after = baseline.get(name), run.get(name)
         if name not in run:
-            rows.append(Row(name, before and before[0], None, None, "only in baseline"))
+            rows.append(Row(name, before and before[0], None, None, None, "only in baseline"))
         elif name not in baseline:
-            rows.append(Row(name, None, after and after[0], None, "only in run"))
+            rows.append(Row(name, None, after and after[0], None, None, "only in run"))
         elif before is None or after is None:
-            rows.append(Row(name, before and before[0], after and after[0], None, "no reference"))
+            rows.append(
+                Row(name, before and before[0], after and after[0], None, None, "no reference")
+            )
         else:
             change = after[0] / before[0] - 1
             change_min = after[1] / before[1] - 1
@@ -84,23 +87,26 @@ def compare(baseline: Ratios, run: Ratios, threshold: float) -> list[Row]:
                 verdict = "better"
             else:
                 verdict = "ok"
-            rows.append(Row(name, before[0], after[0], change, verdict))
+            rows.append(Row(name, before[0], after[0], change, change_min, verdict))
     return rows
 
 
-def _ratio(value: float | None) -> str:
+def fmt_ratio(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}x"
 
 
 def render(rows: list[Row]) -> str:
     """The table, one line per benchmark."""
     width = max([len(row.name) for row in rows] + [9])
-    lines = [f"{'benchmark':<{width}}  {'baseline':>9}  {'run':>9}  {'change':>7}  verdict"]
+    lines = [
+        f"{'benchmark':<{width}}  {'baseline':>9}  {'run':>9}  {'change':>7}  {'best':>7}  verdict"
+    ]
     for row in rows:
         change = "-" if row.change is None else f"{row.change:+.1%}"
+        best = "-" if row.change_min is None else f"{row.change_min:+.1%}"
         lines.append(
-            f"{row.name:<{width}}  {_ratio(row.before):>9}  {_ratio(row.after):>9}  "
-            f"{change:>7}  {row.verdict}"
+            f"{row.name:<{width}}  {fmt_ratio(row.before):>9}  {fmt_ratio(row.after):>9}  "
+            f"{change:>7}  {best:>7}  {row.verdict}"
         )
     return "\n".join(lines)
 
@@ -138,8 +144,9 @@ def main(argv: list[str] | None = None) -> int:
     if worse:
         for row in worse:
             print(
-                f"REGRESSION: {row.name}: ratio to its reference {_ratio(row.before)} -> "
-                f"{_ratio(row.after)} ({row.change:+.1%}, threshold -{args.threshold:g}%)",
+                f"REGRESSION: {row.name}: ratio to its reference {fmt_ratio(row.before)} -> "
+                f"{fmt_ratio(row.after)} ({row.change:+.1%} by the medians, "
+                f"{row.change_min:+.1%} by the best rounds; threshold -{args.threshold:g}%)",
                 file=sys.stderr,
             )
         return 1
