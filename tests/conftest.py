@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import signal
 from collections.abc import Callable
@@ -42,6 +43,18 @@ def codec(request: pytest.FixtureRequest) -> ModuleType:
     """Each codec implementation in turn: the pure-Python twin and the compiled module."""
     module: ModuleType = request.param
     return module
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark ``once`` the plain tests that take ``codec``: they run both implementations in
+    either test run, so the second run (twin codec, asyncio) would only repeat them."""
+    del config
+    for item in items:
+        function = getattr(item, "function", None)
+        if "codec" in getattr(item, "fixturenames", ()) and not inspect.iscoroutinefunction(
+            function
+        ):
+            item.add_marker(pytest.mark.once)
 
 
 def _test_loop_name() -> str:

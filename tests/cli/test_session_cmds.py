@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from mxgateway.sim._users import KNOWN_USERS
 from tests.cli.conftest import (
     ENV,
@@ -340,6 +342,7 @@ def test_write_without_type_reads_it_from_the_value(
     assert "--type" in assert_error(gw.run(*mixed, "--json"), 2)
 
 
+@pytest.mark.once  # reading and splitting the list: neither codec nor loop
 def test_tag_lists_of_any_size_from_a_file_or_stdin(session: OpenSession, tmp_path: Any) -> None:
     gw = session.gateway
     listed = tmp_path / "tags.txt"
