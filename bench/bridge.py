@@ -59,6 +59,10 @@ async def _bounded(what: str, awaitable: Any, seconds: float = _WAIT_S) -> Any:
     try:
         return await asyncio.wait_for(awaitable, seconds)
     except TimeoutError:
+        # Where everything waits, for whoever reads the failure: a stall is otherwise silent.
+        for task in asyncio.all_tasks():
+            print(f"-- task {task.get_name()}:", file=sys.stderr)
+            task.print_stack(file=sys.stderr)
         raise RuntimeError(f"bench.bridge: {what} did not finish within {seconds:g} s") from None
 
 
