@@ -28,6 +28,7 @@ from tests.hardening.simproc import SimProcess
 _BYTES = 100 * 1024 * 1024
 
 
+@pytest.mark.once  # the server's fetch limits; with the twin it only decodes 100 MB slower
 async def test_a_flood_backlog_reads_back_whole(nats_server: NatsServer) -> None:
     async with SimProcess(flood=True) as sim:
         refs = await sim.call("sample_references", 16)

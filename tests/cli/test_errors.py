@@ -27,6 +27,9 @@ from tests.cli.conftest import (
 )
 from tests.sim.tls_certs import make_pki
 
+# once: argument checks, exit codes and masking in the CLI layer, the same with either codec.
+pytestmark = pytest.mark.once
+
 COMMANDS = [
     "version",
     "open-session",

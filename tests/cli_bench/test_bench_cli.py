@@ -33,9 +33,14 @@ import pytest
 
 from ._support import need_simulator_flags
 
-pytestmark = pytest.mark.skipif(
-    not Path("/proc/self/environ").exists(), reason="finds processes through /proc"
-)
+# once: the bench command's flags, reports and exits; its decoders are chosen by flag here
+# (test_python_decoder, test_no_extensions_in_the_client_only), so the twin's run repeats them.
+pytestmark = [
+    pytest.mark.skipif(
+        not Path("/proc/self/environ").exists(), reason="finds processes through /proc"
+    ),
+    pytest.mark.once,
+]
 
 MARKER_ENV = "MXGW_BENCH_CLI_TEST_MARKER"
 _GRPC_LOG = re.compile(r"[IWE]\d{4} \d\d:\d\d:\d\d")

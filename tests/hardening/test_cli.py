@@ -33,7 +33,11 @@ from tests.hardening.cli_run import (
 
 RETRY_BUDGET_S = 30.0  # the library's default, which the CLI uses
 
-pytestmark = pytest.mark.skipif(MXGW is None, reason="the mxgw-py console script is not installed")
+# once: exit codes, retry budgets and masking of the CLI layer, the same with either codec.
+pytestmark = [
+    pytest.mark.skipif(MXGW is None, reason="the mxgw-py console script is not installed"),
+    pytest.mark.once,
+]
 
 
 def test_stream_events_is_running_when_the_gateway_dies(lost_gateway: LostGateway) -> None:

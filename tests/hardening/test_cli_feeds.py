@@ -14,7 +14,11 @@ import pytest
 from tests.cli.conftest import assert_protobuf_json
 from tests.hardening.cli_run import ENV, KEY, MXGW, assert_clean, flags, mxgw, sim_call, simulator
 
-pytestmark = pytest.mark.skipif(MXGW is None, reason="the mxgw-py console script is not installed")
+# once: the feeds' reconnecting and exit codes in the CLI layer, the same with either codec.
+pytestmark = [
+    pytest.mark.skipif(MXGW is None, reason="the mxgw-py console script is not installed"),
+    pytest.mark.once,
+]
 
 SIM = {"rate": 0.0, "galaxy_size": 60, "api_keys": {KEY: None}}  # alarms change only when told
 
