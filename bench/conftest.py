@@ -27,6 +27,7 @@ REFERENCES: dict[str, str] = {
     "decode-varint": "test_decode_varint[python]",  # protobuf has no public varint reader
     "stream-stats": "test_stats_overhead[without-stats]",
     "decode-columns": "test_decode_columns[structs-cython]",  # columns against structs
+    "decode-columns-realistic": "test_decode_columns_realistic[structs-cython]",
 }
 """Groups with an in-run reference. A group whose reference did not run gets no ratios."""
 

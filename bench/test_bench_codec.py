@@ -190,3 +190,16 @@ def test_decode_columns(benchmark: Any, decode: Callable[..., Any], flood_batch:
         )
     if hasattr(result, "to_events"):
         assert result.to_events() == _pycodec.decode_event_batch(flood_batch, NAMES)
+
+
+@pytest.mark.benchmark(group="decode-columns-realistic")
+@pytest.mark.parametrize("decode", COLUMN_DECODERS)
+def test_decode_columns_realistic(benchmark: Any, decode: Callable[..., Any]) -> None:
+    """The same decoders on the realistic batch: three distinct timestamps per event and a
+    mix of values, where the columns decoder's timestamp cache seldom hits (the flood's
+    events share their stamps)."""
+    data = realistic_batch(COLUMN_EVENTS)
+    result = benchmark(decode, data, None)
+    _record(benchmark, COLUMN_EVENTS)
+    if hasattr(result, "to_events"):
+        assert result.to_events() == _pycodec.decode_event_batch(data, None)
