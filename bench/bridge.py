@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import faulthandler
 import importlib.util
 import json
 import os
@@ -56,14 +57,18 @@ def _cpu_of(pid: int) -> float:
 
 
 async def _bounded(what: str, awaitable: Any, seconds: float = _WAIT_S) -> Any:
-    try:
-        return await asyncio.wait_for(awaitable, seconds)
-    except TimeoutError:
-        # Where everything waits, for whoever reads the failure: a stall is otherwise silent.
-        for task in asyncio.all_tasks():
-            print(f"-- task {task.get_name()}:", file=sys.stderr)
-            task.print_stack(file=sys.stderr)
-        raise RuntimeError(f"bench.bridge: {what} did not finish within {seconds:g} s") from None
+    task = asyncio.ensure_future(awaitable)
+    done, _ = await asyncio.wait({task}, timeout=seconds)
+    if not done:
+        # Where everything waits, taken before anything is cancelled: a stall is otherwise
+        # silent, and cancelling first would unwind the very stacks that show it.
+        for other in asyncio.all_tasks():
+            print(f"-- task {other.get_name()}:", file=sys.stderr)
+            other.print_stack(file=sys.stderr)
+        faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+        task.cancel()
+        raise RuntimeError(f"bench.bridge: {what} did not finish within {seconds:g} s")
+    return task.result()
 
 
 # -- the consumer process --------------------------------------------------------------------

@@ -46,6 +46,7 @@ from mxgateway.bridge._publisher import ChainPublisher, StreamTail, read_tail
 from mxgateway.bridge._records import Outbound, Part, Records
 from mxgateway.bridge._source import session_parts
 from mxgateway.bridge._state import BridgeState, Lease, SessionItems, StateStore, open_store
+from mxgateway.bridge._tasks import cancel_and_wait
 from mxgateway.bridge._tokens import tag_tokens
 from mxgateway.generated import mxaccess_gateway_pb2 as pb
 from mxgateway.types import EMPTY_EVENT, MxEvent, ReplayGap, SessionRecovered
@@ -404,9 +405,7 @@ class Bridge:
             try:
                 await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             finally:
-                for task in tasks:
-                    task.cancel()
-                results = await asyncio.gather(*tasks, return_exceptions=True)
+                results = await cancel_and_wait(tasks)
             errors = [
                 r
                 for r in results

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from mxgateway.bridge._errors import BridgeError, BridgeFencedError
 from mxgateway.bridge._records import HDR_BRIDGE, HDR_LAST, HDR_SESSION, Outbound
+from mxgateway.bridge._tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from nats.aio.client import Client as NATS
@@ -244,8 +245,7 @@ class ChainPublisher:
     async def close(self) -> None:
         """Stop listening for acknowledgements (what is unacknowledged stays so)."""
         if self._checker is not None:
-            self._checker.cancel()
-            await asyncio.gather(self._checker, return_exceptions=True)
+            await cancel_and_wait([self._checker])
             self._checker = None
         if self._sub is not None:
             sub, self._sub = self._sub, None
