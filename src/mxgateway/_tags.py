@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Iterable
 from typing import TYPE_CHECKING, Any
 
 from mxgateway._errors import MxGatewayClientClosedError
+from mxgateway._tasks import cancel_and_wait
 from mxgateway.types import (
     MxDataType,
     MxEvent,
@@ -111,8 +112,7 @@ class TagSession:
         self._closed = True
         pump, self._pump = self._pump, None
         if pump is not None:
-            pump.cancel()
-            await asyncio.gather(pump, return_exceptions=True)
+            await cancel_and_wait([pump])
         session, self._session = self._session, None
         if session is not None:
             await _close_quietly(session)
@@ -232,8 +232,7 @@ class TagSession:
             pump = self._pump
             if not self._subscriptions and pump is not None:
                 self._pump = None
-                pump.cancel()
-                await asyncio.gather(pump, return_exceptions=True)
+                await cancel_and_wait([pump])
 
     async def _seed(self, subscription: _Subscription, tags: list[str]) -> None:
         """The current value of ``tags``, advised before this subscription."""

@@ -39,6 +39,7 @@ from mxgateway._errors import (
 from mxgateway._options import ClientOptions
 from mxgateway._recovery import _Server
 from mxgateway._session import Session
+from mxgateway._tasks import cancel_and_wait
 from mxgateway.bridge._errors import BridgeError, BridgeFencedError
 from mxgateway.bridge._jetstream import ensure_stream
 from mxgateway.bridge._nats import NatsOptions, connect_nats
@@ -46,7 +47,6 @@ from mxgateway.bridge._publisher import ChainPublisher, StreamTail, read_tail
 from mxgateway.bridge._records import Outbound, Part, Records
 from mxgateway.bridge._source import session_parts
 from mxgateway.bridge._state import BridgeState, Lease, SessionItems, StateStore, open_store
-from mxgateway.bridge._tasks import cancel_and_wait
 from mxgateway.bridge._tokens import tag_tokens
 from mxgateway.generated import mxaccess_gateway_pb2 as pb
 from mxgateway.types import EMPTY_EVENT, MxEvent, ReplayGap, SessionRecovered
@@ -673,12 +673,17 @@ class Bridge:
                 self._position = (events[-1].session_id, events[-1].worker_sequence)
 
     async def _save_state(self, store: StateStore) -> None:
+        task = asyncio.current_task()
         while True:
             await asyncio.sleep(_STATE_EVERY_S)
             try:
                 await self._flush_state(store)
             except Exception as error:
                 logger.warning("saving the bridge state failed (%s); trying again", error)
+            if task is not None and task.cancelling():
+                # The stop's cancel arrived during the save and was lost in it (nats-py's
+                # request on Python 3.11: asyncio.wait_for): honour it now, not in 10 s.
+                raise asyncio.CancelledError
 
     async def _flush_state(self, store: StateStore) -> None:
         stored = self._stored

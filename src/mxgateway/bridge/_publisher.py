@@ -36,9 +36,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from mxgateway._tasks import cancel_and_wait
 from mxgateway.bridge._errors import BridgeError, BridgeFencedError
 from mxgateway.bridge._records import HDR_BRIDGE, HDR_LAST, HDR_SESSION, Outbound
-from mxgateway.bridge._tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from nats.aio.client import Client as NATS

@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from types import TracebackType
 from typing import Generic, Self, TypeVar
 
+from mxgateway._tasks import cancel_and_wait
 from mxgateway.sync._thread import LoopThread
 
 __all__ = ["Stream"]
@@ -84,8 +85,7 @@ class _Feed(Generic[T]):
         self._closed = True
         pump = self._pump
         if pump is not None:
-            pump.cancel()
-            await asyncio.gather(pump, return_exceptions=True)
+            await cancel_and_wait([pump])
         else:
             await _aclose(self._iterator)
         self._put(_End(None))  # wakes a take() another thread may still wait in

@@ -1,10 +1,10 @@
-"""Stopping the bridge's tasks when a cancellation is swallowed (bridge/_tasks.py)."""
+"""Stopping the library's tasks when a cancellation is swallowed (mxgateway/_tasks.py)."""
 
 from __future__ import annotations
 
 import asyncio
 
-from mxgateway.bridge._tasks import cancel_and_wait
+from mxgateway._tasks import cancel_and_wait
 
 
 async def _periodic(swallowed: list[int]) -> None:
@@ -30,7 +30,7 @@ async def test_a_task_that_swallowed_its_cancel_is_cancelled_again() -> None:
     finished = asyncio.create_task(asyncio.sleep(0, result=None))
     await asyncio.sleep(0.05)
     async with asyncio.timeout(10):
-        results = await cancel_and_wait([loop_task, plain, finished])
+        results = await cancel_and_wait([loop_task, plain, finished], again_s=0.2)
     assert swallowed == [1]  # the first cancel was lost, and the task still ended
     assert loop_task.cancelled() and plain.cancelled()
     assert isinstance(results[0], asyncio.CancelledError)
@@ -46,8 +46,24 @@ async def test_a_single_cancel_and_gather_would_wait_forever() -> None:
     task.cancel()
     done, _ = await asyncio.wait([task], timeout=1.0)
     assert not done and swallowed == [1]
-    await cancel_and_wait([task])
+    await cancel_and_wait([task], again_s=0.2)
     assert task.cancelled()
+
+
+async def test_a_clean_up_shorter_than_the_wait_is_not_cut_short() -> None:
+    cleaned: list[str] = []
+
+    async def slow_clean_up() -> None:
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            await asyncio.sleep(0.5)  # a receiver's join, a call's close
+            cleaned.append("done")
+
+    task = asyncio.create_task(slow_clean_up())
+    await asyncio.sleep(0)
+    await cancel_and_wait([task], again_s=2.0)
+    assert cleaned == ["done"] and task.cancelled()
 
 
 async def test_errors_are_returned_not_raised() -> None:
