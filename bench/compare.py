@@ -40,8 +40,6 @@ def load_ratios(path: Path) -> tuple[Ratios, dict[str, Any]]:
     benchmarks = data.get("benchmarks")
     if not isinstance(benchmarks, list):
         raise ValueError(f"{path}: not a pytest-benchmark JSON file (no 'benchmarks' list)")
-    for bench in benchmarks:
-        bench.get("extra_info", {}).pop("ratio_to_reference", None)
     add_ratios(benchmarks)
     ratios: Ratios = {}
     for bench in benchmarks:

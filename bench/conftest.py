@@ -43,8 +43,12 @@ def pytest_benchmark_update_json(
 def add_ratios(benchmarks: list[dict[str, Any]]) -> None:
     """Set ``reference``, ``ratio_to_reference`` (of the medians) and ``ratio_to_reference_min``
     (of the best rounds) in the ``extra_info`` of each benchmark whose group has its reference
-    in ``benchmarks`` (pytest-benchmark's JSON entries)."""
+    in ``benchmarks`` (pytest-benchmark's JSON entries); ratios already there are dropped
+    first, so a file saved earlier or edited by hand is read from its timings alone."""
     stats = {(b["group"], b["name"]): b["stats"] for b in benchmarks}
+    for bench in benchmarks:
+        for key in ("reference", "ratio_to_reference", "ratio_to_reference_min"):
+            bench.get("extra_info", {}).pop(key, None)
     for bench in benchmarks:
         reference = REFERENCES.get(bench["group"] or "")
         base = stats.get((bench["group"], reference)) if reference else None

@@ -111,9 +111,6 @@ def save(target: Path, runs: int, runner: Runner = run) -> int:
                 for b in kept["benchmarks"]
             ]
     assert kept is not None
-    for bench in kept["benchmarks"]:
-        for key in ("reference", "ratio_to_reference", "ratio_to_reference_min"):
-            bench.get("extra_info", {}).pop(key, None)
     add_ratios(kept["benchmarks"])
     kept["mxgateway_baseline"] = {"runs": runs, "kept": "each benchmark's lowest median"}
     target.parent.mkdir(parents=True, exist_ok=True)
